@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared pieces of netfilter.conntrack's module_utils (private to the collection).
+
+Errors are raised as ``ConntrackError`` with a user-facing message; module files
+turn them into ``fail_json(msg=...)``. module_utils never calls ``fail_json``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import importlib.util
+import os
+
+
+class ConntrackError(Exception):
+    """An error whose message is meant for the user as it is.
+
+    ``option`` names the module option at fault when there is one, so tests can
+    check that the message points at the right place.
+    """
+
+    def __init__(self, msg, option=None, **details):
+        super(ConntrackError, self).__init__(msg)
+        self.msg = msg
+        self.option = option
+        self.details = details
+
+
+class MissingLibraryError(ConntrackError):
+    """A feature needs a Python library that the host does not have."""
+
+    def __init__(self, library, reason=None):
+        msg = 'the %s Python library is required%s' % (library, ' for %s' % reason if reason else '')
+        super(MissingLibraryError, self).__init__(msg)
+        self.library = library
+        self.reason = reason
+
+
+def have_library(name):
+    """True when ``name`` is importable, without paying for the import."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def read_text(path, default=None):
+    """Return a stripped text file, or ``default`` when it does not exist or cannot be read."""
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return default
+
+
+def read_int(path, default=None):
+    """Return a file holding one integer, or ``default``."""
+    text = read_text(path)
+    if text is None:
+        return default
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return default
+
+
+def conntrack_available():
+    """True when this kernel (in this network namespace) has nf_conntrack loaded."""
+    return os.path.exists('/proc/sys/net/netfilter/nf_conntrack_count')
+
+
+NAMESPACE_ARGSPEC = dict(namespace=dict(type='str'))
+
+
+def run_in_namespace_or_fail(module):
+    """Enter ``module.params['namespace']`` if set; fail the module with a clear msg if impossible.
+
+    Call before anything that reads or writes kernel state.
+    """
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace
+
+    try:
+        return enter_namespace(module.params.get('namespace'))
+    except ConntrackError as exc:
+        module.fail_json(msg=exc.msg)
