@@ -86,3 +86,41 @@ def run_in_namespace_or_fail(module):
         return enter_namespace(module.params.get('namespace'))
     except ConntrackError as exc:
         module.fail_json(msg=exc.msg)
+
+
+def exit_with_bulk(module, result, bulk_keys=('entries',)):
+    """``module.exit_json(**result)``, fast for results holding very large lists.
+
+    AnsibleModule.exit_json copies the whole result in Python to scrub no_log values and then
+    serialises every container through a Python ``default`` hook: ~25 s for 250,000 entries.
+    When the module has no no_log values, the bulk lists are plain JSON data (str/int/list/dict
+    made by our decoders), so they are encoded with the C JSON encoder and spliced into the
+    result that exit_json produced for everything else (warnings, invocation, ...).
+    """
+    import io
+    import json
+    import sys
+
+    bulk = dict((key, result.pop(key)) for key in bulk_keys if key in result)
+    if not bulk or module.no_log_values:
+        result.update(bulk)
+        module.exit_json(**result)
+    real_stdout = sys.stdout
+    sys.stdout = captured = io.StringIO()
+    try:
+        module.exit_json(**result)
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.stdout = real_stdout
+    text = captured.getvalue().rstrip()
+    if code not in (0, None) or not text.endswith('}'):
+        real_stdout.write(captured.getvalue())
+        sys.exit(code)
+    parts = [text[:-1]]
+    for key, value in bulk.items():
+        parts.append(', %s: %s' % (json.dumps(key), json.dumps(value)))
+    parts.append('}\n')
+    real_stdout.write(''.join(parts))
+    real_stdout.flush()
+    sys.exit(0)

@@ -86,7 +86,16 @@ def enter_namespace(namespace):
 
 
 def in_initial_namespace():
-    """True when this process is in the initial network namespace (where global knobs are writable)."""
+    """True when this process is in the initial network namespace (where global knobs are writable).
+
+    The kernel makes the global conntrack knobs (nf_conntrack_max, _buckets, _expect_max) read-only
+    (mode 0444) in every other namespace, which is exactly what callers need to know; comparing
+    namespace inodes with PID 1 is the fallback (it can be refused inside ``ip netns exec``).
+    """
+    try:
+        return bool(os.stat('/proc/sys/net/netfilter/nf_conntrack_max').st_mode & 0o200)
+    except OSError:
+        pass
     try:
         return os.stat('/proc/self/ns/net').st_ino == os.stat('/proc/1/ns/net').st_ino
     except OSError:

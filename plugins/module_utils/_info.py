@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The read side of conntrack -L/-G/-C/-S: what conntrack_info returns.
+
+``gather(params)`` returns ``(result, warnings)``. It never changes anything in the kernel.
+Entries are streamed; summaries are computed while streaming, with bounded memory.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import heapq
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
+    ConntrackError, MissingLibraryError, conntrack_available, have_library)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
+
+INFO_ARGSPEC = dict(
+    entries=dict(type='bool', default=False),
+    limit=dict(type='int', default=1000),
+    summary=dict(type='bool', default=False),
+    top=dict(type='int', default=10),
+    expectations=dict(type='bool', default=False),
+    query=dict(type='str'),
+    backend=dict(type='str', default='auto', choices=['auto', 'netlink', 'procfs']),
+    as_facts=dict(type='bool', default=False),
+)
+
+
+class TopCounter(object):
+    """Counts keys with bounded memory: exact while there are at most ``capacity`` distinct keys,
+    then keeps the heaviest ``capacity`` keys (counts may then undercount, flagged ``approximate``)."""
+
+    def __init__(self, capacity=20000):
+        self.capacity = capacity
+        self.counts = {}
+        self.approximate = False
+
+    def add(self, key):
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        if len(counts) > 2 * self.capacity:
+            keep = heapq.nlargest(self.capacity, counts.items(), key=lambda kv: kv[1])
+            self.counts = dict(keep)
+            self.approximate = True
+
+    def top(self, n, name):
+        return [{name: key, 'count': count}
+                for key, count in heapq.nlargest(n, self.counts.items(), key=lambda kv: (kv[1], str(kv[0])))]
+
+
+class Summary(object):
+    def __init__(self, top):
+        self.top_n = top
+        self.total = 0
+        self.by_family = {}
+        self.by_proto = {}
+        self.by_state = {}
+        self.by_zone = {}
+        self.by_status = {'assured': 0, 'unreplied': 0}
+        self.sources = TopCounter()
+        self.destinations = TopCounter()
+        self.dports = TopCounter()
+
+    def add(self, entry):
+        self.total += 1
+        fam = entry['family']
+        self.by_family[fam] = self.by_family.get(fam, 0) + 1
+        proto = entry.get('proto')
+        self.by_proto[proto] = self.by_proto.get(proto, 0) + 1
+        state = entry.get('state')
+        if state is not None:
+            key = '%s/%s' % (proto, state) if proto != 'tcp' else state
+            self.by_state[key] = self.by_state.get(key, 0) + 1
+        zone = entry.get('zone', 0)
+        self.by_zone[zone] = self.by_zone.get(zone, 0) + 1
+        status = entry.get('status', ())
+        if 'ASSURED' in status:
+            self.by_status['assured'] += 1
+        if 'SEEN_REPLY' not in status:
+            self.by_status['unreplied'] += 1
+        self.sources.add(entry.get('src'))
+        self.destinations.add(entry.get('dst'))
+        dport = entry.get('dport')
+        if dport is not None:
+            self.dports.add('%s/%d' % (proto, dport))
+
+    def result(self):
+        n = self.top_n
+        return {
+            'total': self.total,
+            'by_family': self.by_family,
+            'by_proto': self.by_proto,
+            'by_state': self.by_state,
+            'by_zone': dict((str(k), v) for k, v in self.by_zone.items()),
+            'by_status': self.by_status,
+            'top_sources': self.sources.top(n, 'src'),
+            'top_destinations': self.destinations.top(n, 'dst'),
+            'top_dports': self.dports.top(n, 'dport'),
+            'approximate': self.sources.approximate or self.destinations.approximate or self.dports.approximate,
+        }
+
+
+def choose_backend(requested):
+    """'netlink' or 'procfs' and an optional warning."""
+    if requested == 'procfs':
+        return 'procfs', None
+    if have_library('pyroute2'):
+        return 'netlink', None
+    if requested == 'netlink':
+        raise MissingLibraryError('pyroute2', 'backend=netlink')
+    return 'procfs', ('pyroute2 is not installed on this host: conntrack_info fell back to /proc (backend: procfs); '
+                      'status flags, labels and kernel-side filtering need netlink')
+
+
+def stream_entries(backend, flt):
+    """Yield the entries matching ``flt`` from the chosen backend."""
+    pred = flt.predicate()
+    if backend == 'netlink':
+        with nl.Connection() as conn:
+            for family, attrs in flt.kernel_requests():
+                for entry in conn.dump(family, attrs):
+                    if pred is None or pred(entry):
+                        yield entry
+        return
+    source = procfs.entries()
+    if source is None:
+        raise MissingLibraryError('pyroute2', 'listing entries on a host without /proc/net/nf_conntrack')
+    for entry in source:
+        if pred is None or pred(entry):
+            yield entry
+
+
+def validate(params):
+    """Check the options that do not touch the kernel; return the Filter. Raises ConntrackError."""
+    if params.get('limit') is not None and params['limit'] < 0:
+        raise ConntrackError('limit %s is negative: give 0 for no limit or a positive number of entries'
+                             % params['limit'], option='limit')
+    if params.get('top') is not None and params['top'] < 1:
+        raise ConntrackError('top %s must be at least 1' % params['top'], option='top')
+    flt = Filter.from_params(params)
+    if params.get('query'):
+        compile_query(params['query'])
+    return flt
+
+
+def compile_query(expression):
+    if not have_library('jmespath'):
+        raise MissingLibraryError('jmespath', 'the query option')
+    import jmespath
+    try:
+        return jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ConntrackError('query %r is not a valid JMESPath expression: %s' % (expression, exc), option='query')
+
+
+def gather(params, namespace=None, initial_namespace=True):
+    """Build the conntrack_info result. Returns (result, warnings)."""
+    flt = validate(params)
+    if not conntrack_available():
+        raise ConntrackError('connection tracking is not active in this %s: /proc/sys/net/netfilter/'
+                             'nf_conntrack_count is missing (nf_conntrack is not loaded or not built into this '
+                             'kernel)' % ('network namespace' if namespace else 'kernel'))
+    warnings = []
+    backend, warning = choose_backend(params.get('backend') or 'auto')
+    if warning:
+        warnings.append(warning)
+
+    count = procfs.count()
+    limit_max = procfs.maximum()
+    per_cpu = None
+    if backend == 'netlink':
+        try:
+            with nl.Connection() as conn:
+                per_cpu = conn.stats_cpu()
+        except ConntrackError as exc:
+            warnings.append('per-CPU statistics over netlink failed (%s); read /proc instead' % exc.msg)
+    if per_cpu is None:
+        per_cpu = procfs.stats_per_cpu()
+
+    result = {
+        'count': count,
+        'max': limit_max,
+        'usage_percent': round(100.0 * count / limit_max, 2) if limit_max else None,
+        'buckets': procfs.buckets(),
+        'stats': procfs.sum_stats(per_cpu),
+        'stats_per_cpu': per_cpu,
+        'sysctls': procfs.sysctls(),
+        'kernel': procfs.kernel_facts(initial_namespace),
+        'backend': backend,
+        'namespace': namespace,
+        'filter': flt.given,
+    }
+
+    if params.get('entries') or params.get('summary'):
+        limit = params.get('limit') or 0
+        want_entries = bool(params.get('entries'))
+        summary = Summary(params.get('top') or 10) if params.get('summary') else None
+        listed = []
+        matched = 0
+        for entry in stream_entries(backend, flt):
+            matched += 1
+            if summary is not None:
+                summary.add(entry)
+            if want_entries and (not limit or len(listed) < limit):
+                listed.append(entry)
+        result['matched'] = matched
+        if want_entries:
+            result['entries'] = listed
+            result['truncated'] = bool(limit) and matched > limit
+        if summary is not None:
+            result['summary'] = summary.result()
+
+    if params.get('expectations'):
+        if backend == 'netlink':
+            with nl.Connection() as conn:
+                result['expectations'] = list(conn.dump_expect())
+        else:
+            exps = procfs.expectations()
+            if exps is None:
+                raise MissingLibraryError('pyroute2', 'listing expectations on a host without '
+                                                      '/proc/net/nf_conntrack_expect')
+            result['expectations'] = exps
+
+    if params.get('query'):
+        query = compile_query(params['query'])
+        result = {'backend': backend, 'namespace': namespace, 'query': params['query'],
+                  'query_result': query.search(result)}
+    return result, warnings

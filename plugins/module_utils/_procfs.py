@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""/proc and /sys readers: count, limit, buckets, statistics, sysctls, kernel facts, and the
+/proc/net/nf_conntrack and nf_conntrack_expect tables (the fallback when pyroute2 is missing).
+
+All readers work in the network namespace of the calling process.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import platform
+import socket
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int, read_text
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+
+SYSCTL_DIR = '/proc/sys/net/netfilter'
+HASHSIZE = '/sys/module/nf_conntrack/parameters/hashsize'
+STAT_FILE = '/proc/net/stat/nf_conntrack'
+TABLE_FILE = '/proc/net/nf_conntrack'
+EXPECT_FILE = '/proc/net/nf_conntrack_expect'
+
+# /proc/net/stat/nf_conntrack column -> the name conntrack -S (and ctnetlink) uses
+STAT_COLUMNS = {
+    'found': 'found', 'invalid': 'invalid', 'insert': 'insert', 'insert_failed': 'insert_failed',
+    'drop': 'drop', 'early_drop': 'early_drop', 'icmp_error': 'error', 'search_restart': 'search_restart',
+    'clashres': 'clash_resolve', 'chainlength': 'chaintoolong',
+}
+
+
+def count():
+    return read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_count'))
+
+
+def maximum():
+    return read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_max'))
+
+
+def buckets():
+    value = read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_buckets'))
+    return value if value is not None else read_int(HASHSIZE)
+
+
+def sysctls():
+    """Every ``net.netfilter.nf_conntrack_*`` value of this namespace: {full name: int or str}."""
+    values = {}
+    try:
+        names = sorted(os.listdir(SYSCTL_DIR))
+    except OSError:
+        return values
+    for name in names:
+        if not name.startswith('nf_conntrack_'):
+            continue
+        text = read_text(os.path.join(SYSCTL_DIR, name))
+        if text is None:
+            continue
+        try:
+            values['net.netfilter.' + name] = int(text)
+        except ValueError:
+            values['net.netfilter.' + name] = text
+    return values
+
+
+def stats_per_cpu(path=STAT_FILE):
+    """Per-CPU statistics from /proc/net/stat/nf_conntrack (hex columns), named as ``conntrack -S``."""
+    text = read_text(path)
+    if not text:
+        return []
+    lines = text.splitlines()
+    header = lines[0].split()
+    out = []
+    for cpu, line in enumerate(lines[1:]):
+        values = line.split()
+        row = dict((key, 0) for key in nl.STATS_KEYS)
+        for column, value in zip(header, values):
+            name = STAT_COLUMNS.get(column)
+            if name is not None:
+                row[name] = int(value, 16)
+        row['cpu'] = cpu
+        out.append(row)
+    return out
+
+
+def sum_stats(per_cpu):
+    total = dict((key, 0) for key in nl.STATS_KEYS)
+    for row in per_cpu:
+        for key in nl.STATS_KEYS:
+            total[key] += row.get(key, 0)
+    return total
+
+
+def builtin():
+    """True when nf_conntrack is built into the kernel, False for a module, None if unknown.
+
+    A loadable module has /sys/module/<name>/initstate; a built-in one only its parameters.
+    """
+    if os.path.exists('/sys/module/nf_conntrack/initstate'):
+        return False
+    if os.path.isdir('/sys/module/nf_conntrack'):
+        return True
+    text = read_text('/lib/modules/%s/modules.builtin' % platform.release())
+    if text is not None:
+        return any(line.endswith('/nf_conntrack.ko') for line in text.splitlines())
+    return None
+
+
+def kernel_facts(initial_namespace):
+    helper = read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_helper'))
+    return {
+        'release': platform.release(),
+        'conntrack_loaded': os.path.exists(os.path.join(SYSCTL_DIR, 'nf_conntrack_count')),
+        'conntrack_builtin': builtin(),
+        'accounting': read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_acct')) == 1,
+        'timestamps': read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_timestamp')) == 1,
+        'events': read_int(os.path.join(SYSCTL_DIR, 'nf_conntrack_events')),
+        # Linux >= 6.0 has no nf_conntrack_helper knob: helpers are only assigned explicitly
+        'helper_assignment': 'explicit' if helper in (None, 0) else 'automatic',
+        'hashsize': read_int(HASHSIZE),
+        'initial_namespace': initial_namespace,
+        'proc_table': os.path.exists(TABLE_FILE),
+    }
+
+
+# --- /proc/net/nf_conntrack -------------------------------------------------------------------
+
+def _norm_addr(family, text):
+    af = nl.AF_INET6 if family == 'ipv6' else nl.AF_INET
+    try:
+        return socket.inet_ntop(af, socket.inet_pton(af, text))  # /proc prints IPv6 fully expanded
+    except (OSError, ValueError):
+        return text
+
+
+_KEYS = {'src': 'src', 'dst': 'dst', 'sport': 'sport', 'dport': 'dport', 'type': 'icmp_type',
+         'code': 'icmp_code', 'id': 'icmp_id', 'packets': 'packets', 'bytes': 'bytes'}
+_INT_KEYS = frozenset(('sport', 'dport', 'icmp_type', 'icmp_code', 'icmp_id', 'packets', 'bytes'))
+
+
+def parse_line(line):
+    """One /proc/net/nf_conntrack line -> the entry dict the netlink decoder would produce.
+
+    /proc shows only part of the status: UNREPLIED (no SEEN_REPLY), ASSURED, OFFLOAD and HW_OFFLOAD;
+    CONFIRMED is implied for every listed entry.
+    """
+    fields = line.split()
+    if len(fields) < 5:
+        return None
+    family = fields[0]
+    protonum = int(fields[3])
+    entry = {'family': family, 'proto': nl.PROTO_NAMES.get(protonum, fields[2]), 'protonum': protonum,
+             'timeout': int(fields[4])}
+    rest = fields[5:]
+    if rest and '=' not in rest[0] and not rest[0].startswith('['):
+        entry['state'] = rest[0]
+        rest = rest[1:]
+    prefix = ''
+    seen = set()
+    flags = set()
+    for token in rest:
+        if token.startswith('['):
+            flags.add(token.strip('[]'))
+            continue
+        key, _, value = token.partition('=')
+        if key == 'src' and 'src' in seen:
+            prefix = 'reply_'
+        if key in _KEYS:
+            name = _KEYS[key]
+            if name not in ('packets', 'bytes'):
+                seen.add(key)
+            name = prefix + name
+            if key in ('src', 'dst'):
+                entry[name] = _norm_addr(family, value)
+            elif name.replace('reply_', '') in _INT_KEYS:
+                entry[name] = int(value)
+        elif key in ('mark', 'use', 'zone', 'secmark'):
+            entry[key] = int(value)
+        elif key == 'helper':
+            entry['helper'] = value
+        elif key == 'secctx':
+            entry['secctx'] = value
+        elif key == 'zone-orig' or key == 'zone-reply':
+            entry['zone'] = int(value)
+        elif key == 'delta-time':
+            entry['delta_time'] = int(value)
+    status = ['CONFIRMED']
+    if 'UNREPLIED' not in flags:
+        status.insert(0, 'SEEN_REPLY')
+    if 'ASSURED' in flags:
+        status.insert(1 if 'SEEN_REPLY' in status else 0, 'ASSURED')
+    for extra in ('OFFLOAD', 'HW_OFFLOAD'):
+        if extra in flags:
+            status.append(extra)
+    entry['status'] = status
+    entry.setdefault('mark', 0)
+    return entry
+
+
+def entries(path=TABLE_FILE):
+    """Stream the entries of /proc/net/nf_conntrack; None when the file does not exist."""
+    try:
+        handle = open(path)
+    except (IOError, OSError):
+        return None
+
+    def generate():
+        with handle:
+            for line in handle:
+                entry = parse_line(line)
+                if entry is not None:
+                    yield entry
+    return generate()
+
+
+def expectations(path=EXPECT_FILE):
+    """The expect table as /proc/net/nf_conntrack_expect shows it (timeout, proto, tuple, helper)."""
+    text = read_text(path)
+    if text is None:
+        return None
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        exp = {}
+        try:
+            exp['timeout'] = int(fields[0])
+        except ValueError:
+            exp['timeout'] = fields[0]
+        tup = {}
+        for token in fields[1:]:
+            key, sep, value = token.partition('=')
+            if not sep:
+                if token in ('ipv4', 'ipv6'):
+                    exp['family'] = token
+                elif token in ('PERMANENT', 'INACTIVE', 'USERSPACE'):
+                    exp.setdefault('flags', []).append(token)
+                elif token.startswith('proto=') or token.isdigit():
+                    continue
+                else:
+                    exp.setdefault('_words', []).append(token)
+                continue
+            if key == 'proto':
+                tup['protonum'] = int(value)
+                tup['proto'] = nl.PROTO_NAMES.get(int(value), value)
+            elif key in ('src', 'dst'):
+                tup[key] = _norm_addr(exp.get('family', 'ipv4'), value)
+            elif key in ('sport', 'dport'):
+                tup[key] = int(value)
+        words = exp.pop('_words', [])
+        if words:
+            exp['helper'] = words[-1]
+        exp['tuple'] = tup
+        out.append(exp)
+    return out

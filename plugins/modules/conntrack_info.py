@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: conntrack_info
+short_description: Read the connection-tracking table, its limits, statistics and expectations
+version_added: 0.1.0
+description:
+  - The read side of C(conntrack -L), C(-G), C(-C) and C(-S), and of C(conntrack -L expect), in one task.
+  - Always returns the entry count, the limit (C(nf_conntrack_max)), the usage in percent, the hash buckets,
+    per-CPU and summed statistics (drops, early drops, insert failures, ...), every
+    C(net.netfilter.nf_conntrack_*) value and kernel facts (accounting, timestamps, helper assignment).
+  - With O(entries=true) lists the entries that match the filter; with O(summary=true) counts them by family,
+    protocol, state and zone and finds the top sources, destinations and destination ports, while the table
+    streams (memory stays bounded whatever the table size).
+  - With O(query) a JMESPath expression is applied on the host, so a fleet-wide ad-hoc run brings back only
+    what was asked.
+  - Never changes anything. Entries are read over ctnetlink with a lean decoder; the kernel filters what it
+    can. Without pyroute2 on the host the module reads C(/proc) instead (O(backend=procfs)), with a warning.
+author:
+  - netfilter.conntrack contributors
+extends_documentation_fragment:
+  - netfilter.conntrack.namespace
+  - netfilter.conntrack.filter
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything; it runs normally in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+options:
+  entries:
+    description:
+      - List the entries matching the filter options (like C(conntrack -L) with the same filter).
+    type: bool
+    default: false
+  limit:
+    description:
+      - Return at most this many entries (the count of all matching entries is still returned as RV(matched)).
+      - C(0) means no limit. Large tables make large results; prefer O(summary) or O(query) across a fleet.
+    type: int
+    default: 1000
+  summary:
+    description:
+      - Count the matching entries by family, protocol, TCP state, zone and status, and find the top O(top)
+        sources, destinations and destination ports, without keeping the entries.
+    type: bool
+    default: false
+  top:
+    description:
+      - How many rows the top lists of O(summary) have.
+    type: int
+    default: 10
+  expectations:
+    description:
+      - List the expect table (C(conntrack -L expect)): the related connections helpers are waiting for.
+    type: bool
+    default: false
+  query:
+    description:
+      - A JMESPath expression applied on the host to the whole result. The module then returns only
+        RV(query_result) (plus RV(backend) and RV(namespace)).
+      - For example C(summary.top_dports) or C(entries[?state=='SYN_RECV'].src).
+    type: str
+  backend:
+    description:
+      - How to read the table. C(auto) uses netlink when pyroute2 is installed and C(/proc) otherwise;
+        C(netlink) fails without pyroute2; C(procfs) reads C(/proc/net/nf_conntrack) (which shows only part
+        of the status flags and no labels).
+    type: str
+    choices: [auto, netlink, procfs]
+    default: auto
+  as_facts:
+    description:
+      - Also return the result as C(ansible_facts.conntrack), for later tasks and templates.
+    type: bool
+    default: false
+requirements:
+  - pyroute2 (for O(backend=netlink); the C(/proc) fallback needs nothing)
+  - jmespath (for O(query))
+notes:
+  - Needs CAP_NET_ADMIN (root) to read the table over netlink.
+  - Counters (C(packets), C(bytes)) appear when C(net.netfilter.nf_conntrack_acct=1), start timestamps when
+    C(net.netfilter.nf_conntrack_timestamp=1).
+seealso:
+  - module: netfilter.conntrack.conntrack_flush
+  - module: netfilter.conntrack.conntrack_entry
+'''
+
+EXAMPLES = r'''
+- name: How full is the table, and is it dropping?
+  netfilter.conntrack.conntrack_info:
+  register: ct
+
+- name: Fail early when the table is nearly full
+  ansible.builtin.assert:
+    that: ct.usage_percent < 90
+    fail_msg: "conntrack table {{ ct.usage_percent }}% full ({{ ct.count }}/{{ ct.max }}), drops: {{ ct.stats.drop }}"
+
+- name: What fills the table? (counts and top talkers, computed on the host)
+  netfilter.conntrack.conntrack_info:
+    summary: true
+    top: 5
+
+- name: Half-open TCP connections to port 443 (a SYN flood looks like this)
+  netfilter.conntrack.conntrack_info:
+    entries: true
+    proto: tcp
+    dport: 443
+    state: [SYN_RECV, SYN_SENT]
+    limit: 100
+
+- name: UDP entries still pinned to an old NAT target
+  netfilter.conntrack.conntrack_info:
+    entries: true
+    proto: udp
+    reply_src: 198.51.100.7
+
+- name: Entries of a container's namespace, marked 0x10 in the low byte
+  netfilter.conntrack.conntrack_info:
+    namespace: /proc/4242/ns/net
+    entries: true
+    mark: "0x10"
+    mark_mask: "0xff"
+
+- name: Only the top destination ports, fleet-wide (ad hoc, as a one-liner)
+  # ansible all -m netfilter.conntrack.conntrack_info -a 'summary=true query=summary.top_dports'
+  netfilter.conntrack.conntrack_info:
+    summary: true
+    query: summary.top_dports
+
+- name: Expectations created by the FTP helper
+  netfilter.conntrack.conntrack_info:
+    expectations: true
+    query: "expectations[?helper=='ftp']"
+'''
+
+RETURN = r'''
+count:
+  description: Entries in the table (C(conntrack -C)).
+  returned: success, without O(query)
+  type: int
+  sample: 18231
+max:
+  description: The table limit, C(net.netfilter.nf_conntrack_max).
+  returned: success, without O(query)
+  type: int
+  sample: 262144
+usage_percent:
+  description: RV(count) as a percentage of RV(max), two decimals.
+  returned: success, without O(query)
+  type: float
+  sample: 6.95
+buckets:
+  description: Hash table buckets (C(nf_conntrack_buckets), the module's C(hashsize)).
+  returned: success, without O(query)
+  type: int
+  sample: 262144
+stats:
+  description:
+    - Statistics summed over CPUs (C(conntrack -S)). C(drop) counts packets dropped because the table was full,
+      C(early_drop) entries evicted to make room, C(insert_failed) entries that could not be inserted.
+  returned: success, without O(query)
+  type: dict
+  sample: {found: 0, invalid: 12, insert: 0, insert_failed: 0, drop: 0, early_drop: 0, error: 0,
+           search_restart: 3, clash_resolve: 0, chaintoolong: 0}
+stats_per_cpu:
+  description: The same statistics per CPU, each with a C(cpu) number.
+  returned: success, without O(query)
+  type: list
+  elements: dict
+sysctls:
+  description: Every C(net.netfilter.nf_conntrack_*) value of the namespace, by full sysctl name.
+  returned: success, without O(query)
+  type: dict
+  sample: {net.netfilter.nf_conntrack_max: 262144, net.netfilter.nf_conntrack_tcp_timeout_established: 432000}
+kernel:
+  description:
+    - Kernel facts. C(accounting) and C(timestamps) tell whether entries carry counters and start times;
+      C(helper_assignment) is C(explicit) (helpers only through rules, Linux 6.0+) or C(automatic);
+      C(conntrack_builtin) whether nf_conntrack is built in (then modprobe.d options do nothing);
+      C(initial_namespace) whether global knobs such as C(nf_conntrack_max) are writable here.
+  returned: success, without O(query)
+  type: dict
+  sample: {release: 6.18.0, conntrack_loaded: true, conntrack_builtin: true, accounting: false, timestamps: false,
+           events: 2, helper_assignment: explicit, hashsize: 262144, initial_namespace: true, proc_table: true}
+backend:
+  description: How the table was read, C(netlink) or C(procfs).
+  returned: always
+  type: str
+  sample: netlink
+namespace:
+  description: The O(namespace) the module ran in, or null for the process's own.
+  returned: always
+  type: str
+  sample: null
+filter:
+  description: The filter options that were given.
+  returned: success, without O(query)
+  type: dict
+  sample: {proto: tcp, dport: 443}
+matched:
+  description: How many entries matched the filter (all of them, even beyond O(limit)).
+  returned: when O(entries) or O(summary)
+  type: int
+  sample: 1200
+truncated:
+  description: True when more entries matched than O(limit) allowed to return.
+  returned: when O(entries)
+  type: bool
+entries:
+  description:
+    - The matching entries. Keys follow the filter options; C(reply_*) keys describe the reply direction.
+    - Ports for TCP/UDP/SCTP/DCCP/UDPlite, C(icmp_type)/C(icmp_code)/C(icmp_id) for ICMP and ICMPv6;
+      C(state) for TCP/SCTP/DCCP; C(packets)/C(bytes) and C(reply_packets)/C(reply_bytes) with accounting;
+      C(timestamp_start)/C(timestamp_stop) (ns) with timestamps; C(helper); C(labels) (bit numbers);
+      C(nat_src)/C(nat_dst) and C(SRC_NAT)/C(DST_NAT) in C(status) when the entry is translated (the reply tuple
+      then differs from the inverted original); C(zone) when not 0.
+  returned: when O(entries)
+  type: list
+  elements: dict
+  sample:
+    - {family: ipv4, proto: tcp, protonum: 6, src: 192.0.2.11, dst: 192.0.2.12, sport: 40312, dport: 22,
+       reply_src: 192.0.2.12, reply_dst: 192.0.2.11, reply_sport: 22, reply_dport: 40312, state: ESTABLISHED,
+       status: [SEEN_REPLY, ASSURED, CONFIRMED], timeout: 431999, mark: 0, id: 3384022411, use: 1}
+summary:
+  description:
+    - Counts of the matching entries. C(top_*) lists are exact up to 20,000 distinct keys and flagged
+      C(approximate) beyond.
+  returned: when O(summary)
+  type: dict
+  sample: {total: 3, by_family: {ipv4: 2, ipv6: 1}, by_proto: {tcp: 2, udp: 1}, by_state: {ESTABLISHED: 2},
+           by_zone: {"0": 3}, by_status: {assured: 2, unreplied: 1},
+           top_sources: [{src: 192.0.2.11, count: 2}], top_destinations: [{dst: 192.0.2.12, count: 2}],
+           top_dports: [{dport: tcp/22, count: 2}], approximate: false}
+expectations:
+  description: The expect table; each with C(master) and C(tuple) (expected connection), C(mask), C(timeout),
+    C(helper), C(zone), C(flags), C(id).
+  returned: when O(expectations)
+  type: list
+  elements: dict
+query_result:
+  description: The result of O(query) applied to the full result.
+  returned: when O(query)
+  type: raw
+ansible_facts:
+  description: The result under C(conntrack), when O(as_facts=true).
+  returned: when O(as_facts)
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
+    NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
+from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
+
+
+def main():
+    argument_spec = dict(INFO_ARGSPEC)
+    argument_spec.update(FILTER_ARGSPEC)
+    argument_spec.update(NAMESPACE_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    namespace = module.params['namespace']
+    try:
+        validate(module.params)  # bad input is reported before anything is opened
+        enter_namespace(namespace)
+        result, warnings = gather(module.params, namespace=namespace, initial_namespace=in_initial_namespace())
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library, reason=exc.reason))
+    except ConntrackError as exc:
+        module.fail_json(msg=exc.msg)
+    for warning in warnings:
+        module.warn(warning)
+    result['changed'] = False
+    if module.params['as_facts']:
+        result['ansible_facts'] = {'conntrack': dict((k, v) for k, v in result.items() if k != 'changed')}
+    exit_with_bulk(module, result)
+
+
+if __name__ == '__main__':
+    main()
