@@ -96,6 +96,10 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
     When the module has no no_log values, the bulk lists are plain JSON data (str/int/list/dict
     made by our decoders), so they are encoded with the C JSON encoder and spliced into the
     result that exit_json produced for everything else (warnings, invocation, ...).
+
+    A bulk value may be a stream (an object with ``chunks()`` and ``trailer()``): its items are
+    encoded and written chunk by chunk as they arrive, then the trailer's keys are added. An error
+    while streaming ends the (still valid) JSON document with ``failed`` and ``msg``.
     """
     import io
     import json
@@ -103,7 +107,12 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
 
     bulk = dict((key, result.pop(key)) for key in bulk_keys if key in result)
     if not bulk or module.no_log_values:
-        result.update(bulk)
+        for key, value in bulk.items():
+            if hasattr(value, 'chunks'):
+                items = [item for chunk in value.chunks() for item in chunk]
+                result.update(value.trailer())
+                value = items
+            result[key] = value
         module.exit_json(**result)
     real_stdout = sys.stdout
     sys.stdout = captured = io.StringIO()
@@ -117,10 +126,29 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
     if code not in (0, None) or not text.endswith('}'):
         real_stdout.write(captured.getvalue())
         sys.exit(code)
-    parts = [text[:-1]]
+    write = real_stdout.write
+    dumps = json.dumps
+    write(text[:-1])
+    failure = None
     for key, value in bulk.items():
-        parts.append(', %s: %s' % (json.dumps(key), json.dumps(value)))
-    parts.append('}\n')
-    real_stdout.write(''.join(parts))
+        write(', %s: ' % dumps(key))
+        if not hasattr(value, 'chunks'):
+            write(dumps(value))
+            continue
+        write('[')
+        first = True
+        try:
+            for chunk in value.chunks():
+                body = dumps(chunk)[1:-1]
+                write(body if first else ', ' + body)
+                first = False
+        except ConntrackError as exc:
+            failure = exc.msg
+        write(']')
+        for tkey, tvalue in value.trailer().items():
+            write(', %s: %s' % (dumps(tkey), dumps(tvalue)))
+    if failure is not None:
+        write(', "failed": true, "msg": %s' % dumps(failure))
+    write('}\n')
     real_stdout.flush()
-    sys.exit(0)
+    sys.exit(1 if failure is not None else 0)

@@ -328,9 +328,6 @@ def _decode_protoinfo(buf, off, end, entry):
                 if btype == 1:  # CTA_PROTOINFO_{TCP,DCCP,SCTP}_STATE
                     value = buf[p + 4]
                     entry['state'] = names[value] if value < len(names) else str(value)
-                elif atype == CTA_PROTOINFO_TCP and btype in (CTA_PROTOINFO_TCP_WSCALE_ORIGINAL,
-                                                               CTA_PROTOINFO_TCP_WSCALE_REPLY):
-                    entry['wscale_orig' if btype == CTA_PROTOINFO_TCP_WSCALE_ORIGINAL else 'wscale_reply'] = buf[p + 4]
                 p += (blen + 3) & ~3
         off += (alen + 3) & ~3
 
@@ -377,34 +374,99 @@ def _first_string(buf, off, end, want):
     return None
 
 
+def _hdr_be(length, atype):
+    """A nlattr header as the big-endian u32 the fast-path structs read it as."""
+    return int.from_bytes(_NLA.pack(length, atype), 'big')
+
+
+def _fast_layout(addr_len):
+    """Structs for the common layout of both tuples with ports (TCP/UDP/SCTP/DCCP/UDPlite):
+    TUPLE{IP{SRC,DST},PROTO{NUM,SPORT,DPORT}} twice, as every kernel since 2.6 emits it."""
+    ip_len = 4 + 2 * (4 + addr_len)
+    tuple_len = 4 + ip_len + 28
+    src_t = CTA_IP_V4_SRC if addr_len == 4 else CTA_IP_V6_SRC
+    hdr_fmt = ''
+    val_fmt = ''
+    expect = []
+    for tup in (CTA_TUPLE_ORIG, CTA_TUPLE_REPLY):
+        hdr_fmt += 'III%dxI%dxII4xI4xI4x' % (addr_len, addr_len)
+        val_fmt += '12x%ds4x%ds8xB7xH6xH2x' % (addr_len, addr_len)
+        expect += [_hdr_be(tuple_len, tup | NLA_F_NESTED), _hdr_be(ip_len, CTA_TUPLE_IP | NLA_F_NESTED),
+                   _hdr_be(4 + addr_len, src_t), _hdr_be(4 + addr_len, src_t + 1),
+                   _hdr_be(28, CTA_TUPLE_PROTO | NLA_F_NESTED), _hdr_be(5, CTA_PROTO_NUM),
+                   _hdr_be(6, CTA_PROTO_SRC_PORT), _hdr_be(6, CTA_PROTO_DST_PORT)]
+    return struct.Struct('>' + hdr_fmt), struct.Struct('>' + val_fmt), tuple(expect), 2 * tuple_len
+
+
+_FAST = {AF_INET: _fast_layout(4), AF_INET6: _fast_layout(16)}
+_FAST_HDR = dict((fam, layout[0].unpack_from) for fam, layout in _FAST.items())
+_FAST_VAL = dict((fam, layout[1].unpack_from) for fam, layout in _FAST.items())
+_FAST_EXPECT = dict((fam, layout[2]) for fam, layout in _FAST.items())
+_FAST_LEN = dict((fam, layout[3]) for fam, layout in _FAST.items())
+_HDR_TCP_STATE = _hdr_be(5, CTA_PROTOINFO_TCP_STATE)
+_HDR_PROTOINFO_TCP = _hdr_be(44, CTA_PROTOINFO_TCP | NLA_F_NESTED)
+_PROTOINFO_TCP_STATE = struct.Struct('>4xIIB').unpack_from
+
+_ADDR_CACHE = {}
+
+
+def _addr(af, raw):
+    text = _ADDR_CACHE.get(raw)
+    if text is None:
+        if len(_ADDR_CACHE) > 65536:
+            _ADDR_CACHE.clear()
+        text = _ADDR_CACHE[raw] = _ntop(af, raw)
+    return text
+
+
 def decode_ct(buf, off, end, family):
     """Decode one IPCTNL_MSG_CT_NEW payload (attributes after nfgenmsg) into a flat entry dict."""
-    entry = {'family': FAMILY_NAMES.get(family, str(family))}
-    protonum = None
+    fast_len = _FAST_LEN.get(family)
+    if fast_len is not None and off + fast_len <= end and _FAST_HDR[family](buf, off) == _FAST_EXPECT[family]:
+        src, dst, num, sport, dport, rsrc, rdst, _rnum, rsport, rdport = _FAST_VAL[family](buf, off)
+        af = family
+        entry = {'family': 'ipv4' if af == AF_INET else 'ipv6', 'proto': PROTO_NAMES.get(num) or str(num),
+                 'protonum': num, 'src': _addr(af, src), 'dst': _addr(af, dst), 'sport': sport, 'dport': dport,
+                 'reply_src': _addr(af, rsrc), 'reply_dst': _addr(af, rdst), 'reply_sport': rsport,
+                 'reply_dport': rdport}
+        off += fast_len
+        protonum = num
+    else:
+        entry = {'family': FAMILY_NAMES.get(family, str(family))}
+        protonum = None
     while off + 4 <= end:
         alen, atype = _unpack_nla(buf, off)
         if alen < 4:
             break
         atype &= NLA_TYPE_MASK
         pend = off + alen
-        if atype == CTA_TUPLE_ORIG:
-            protonum = _decode_tuple(buf, off + 4, pend, entry, '')
-        elif atype == CTA_TUPLE_REPLY:
-            _decode_tuple(buf, off + 4, pend, entry, 'reply_')
-        elif atype == CTA_STATUS:
+        if atype == CTA_STATUS:
             entry['status'] = status_names(_unpack_be32(buf, off + 4)[0])
-        elif atype == CTA_TIMEOUT:
-            entry['timeout'] = _unpack_be32(buf, off + 4)[0]
         elif atype == CTA_MARK:
             entry['mark'] = _unpack_be32(buf, off + 4)[0]
         elif atype == CTA_ID:
             entry['id'] = _unpack_be32(buf, off + 4)[0]
         elif atype == CTA_USE:
             entry['use'] = _unpack_be32(buf, off + 4)[0]
+        elif atype == CTA_TIMEOUT:
+            entry['timeout'] = _unpack_be32(buf, off + 4)[0]
+        elif atype == CTA_PROTOINFO:
+            if alen >= 16:
+                hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, off)
+                if hdr == _HDR_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
+                    entry['state'] = TCP_STATES[state] if state < 10 else str(state)
+                else:
+                    _decode_protoinfo(buf, off + 4, pend, entry)
         elif atype == CTA_ZONE:
             entry['zone'] = _unpack_be16(buf, off + 4)[0]
-        elif atype == CTA_PROTOINFO:
-            _decode_protoinfo(buf, off + 4, pend, entry)
+        elif atype == CTA_SYNPROXY:
+            pass
+        elif atype == CTA_TUPLE_ORIG:
+            protonum = _decode_tuple(buf, off + 4, pend, entry, '')
+            entry['protonum'] = protonum
+            entry['proto'] = PROTO_NAMES.get(protonum) or str(protonum)
+        elif atype == CTA_TUPLE_REPLY:
+            _decode_tuple(buf, off + 4, pend, entry, 'reply_')
         elif atype == CTA_COUNTERS_ORIG:
             entry['packets'], entry['bytes'] = _decode_counters(buf, off + 4, pend)
         elif atype == CTA_COUNTERS_REPLY:
@@ -441,9 +503,8 @@ def decode_ct(buf, off, end, family):
             _decode_tuple(buf, off + 4, pend, master, '')
             entry['master'] = master
         off += (alen + 3) & ~3
-    if protonum is not None:
-        entry['protonum'] = protonum
-        entry['proto'] = PROTO_NAMES.get(protonum) or str(protonum)
+    if protonum is None:
+        entry.setdefault('proto', 'unknown')
     return entry
 
 
@@ -622,9 +683,27 @@ class Connection(object):
         msg = IPCTNL_MSG_CT_GET_CTRZERO if zero else IPCTNL_MSG_CT_GET
         data, seq = self.message(NFNL_SUBSYS_CTNETLINK, msg, NLM_F_REQUEST | NLM_F_DUMP, family, NFNETLINK_V0, attrs)
         self.send(data)
+        hdr = _HDR.unpack_from
+        buf = self.buf
         try:
-            for _mtype, fam, buf, poff, end in self.messages(seq):
-                yield decode(buf, poff, end, fam)
+            while True:
+                n = self._recv()
+                off = 0
+                while off + 16 <= n:
+                    mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
+                    if mlen < 16 or off + mlen > n:
+                        break
+                    if mseq == seq:
+                        if mtype >= 0x100:
+                            yield decode(buf, off + 20, off + mlen, buf[off + 16])
+                        elif mtype == NLMSG_DONE:
+                            return
+                        elif mtype == NLMSG_ERROR:
+                            code = -_ERR.unpack_from(buf, off + 16)[0]
+                            if code:
+                                raise NetlinkError(code)
+                            return
+                    off += (mlen + 3) & ~3
         except NetlinkError as exc:
             if exc.errno == errno.EOPNOTSUPP and attrs:
                 raise ConntrackError('this kernel cannot filter conntrack dumps by these fields '
@@ -667,3 +746,126 @@ class Connection(object):
         replies = self.request(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET_STATS_CPU, NLM_F_REQUEST | NLM_F_DUMP,
                                action='reading expectation statistics')
         return [_decode_stats(payload, 0, len(payload), CTA_STATS_EXP_NAMES) for _m, _f, payload in replies]
+
+
+# --- creating entries ---------------------------------------------------------------------------
+
+_PROTOINFO_STATE = {6: (CTA_PROTOINFO_TCP, TCP_STATES), 132: (CTA_PROTOINFO_SCTP, SCTP_STATES),
+                    33: (CTA_PROTOINFO_DCCP, DCCP_STATES)}
+
+
+def reply_of(entry):
+    """The reply tuple of an entry without NAT: the original, inverted (as conntrack -I does)."""
+    reply = {'src': entry.get('dst'), 'dst': entry.get('src'), 'protonum': entry['protonum']}
+    if entry.get('sport') is not None:
+        reply['sport'] = entry.get('dport')
+        reply['dport'] = entry.get('sport')
+    if entry['protonum'] in ICMP_PROTOS:
+        # echo request 8 -> reply 0 (ICMPv6 128 -> 129); other types keep their type
+        itype = entry.get('icmp_type')
+        reply['icmp_type'] = {8: 0, 13: 14, 15: 16, 17: 18, 128: 129}.get(itype, itype)
+        reply['icmp_code'] = entry.get('icmp_code')
+        reply['icmp_id'] = entry.get('icmp_id')
+    return reply
+
+
+def encode_ct_attrs(entry):
+    """CTA_* attributes creating/updating ``entry`` (flat dict as decode_ct returns, plus ``status`` names).
+
+    Needs family, protonum, src/dst and ports or ICMP fields; the reply tuple defaults to the inverse
+    of the original. ``status`` gets CONFIRMED added: the kernel refuses to create others (EBUSY).
+    """
+    family = entry['family']
+    orig = dict((k, entry.get(k)) for k in ('src', 'dst', 'sport', 'dport', 'icmp_type', 'icmp_code', 'icmp_id'))
+    orig['protonum'] = entry['protonum']
+    if entry.get('reply_src') is not None:
+        reply = dict((k[6:], entry.get(k)) for k in ('reply_src', 'reply_dst', 'reply_sport', 'reply_dport',
+                                                     'reply_icmp_type', 'reply_icmp_code', 'reply_icmp_id'))
+        reply['protonum'] = entry['protonum']
+    else:
+        reply = reply_of(entry)
+    attrs = [encode_tuple(CTA_TUPLE_ORIG, family, orig), encode_tuple(CTA_TUPLE_REPLY, family, reply)]
+    status = entry.get('status')
+    if status is not None:
+        value = status if isinstance(status, int) else status_value(status)
+        attrs.append(nla_be32(CTA_STATUS, value | STATUS_VALUES['CONFIRMED']))
+    if entry.get('timeout') is not None:
+        attrs.append(nla_be32(CTA_TIMEOUT, entry['timeout']))
+    if entry.get('state') is not None and entry['protonum'] in _PROTOINFO_STATE:
+        container, names = _PROTOINFO_STATE[entry['protonum']]
+        info = [nla_u8(1, names.index(entry['state']))]
+        if entry['protonum'] == 132:  # SCTP: the kernel wants both verification tags (CTA_PROTOINFO_SCTP_VTAG_*)
+            info += [nla_be32(2, entry.get('vtag_orig', 0)), nla_be32(3, entry.get('vtag_reply', 0))]
+        attrs.append(nla_nested(CTA_PROTOINFO, nla_nested(container, *info)))
+    if entry.get('mark') is not None:
+        attrs.append(nla_be32(CTA_MARK, entry['mark']))
+    if entry.get('zone'):
+        attrs.append(nla_be16(CTA_ZONE, entry['zone']))
+    if entry.get('labels'):
+        bits = 0
+        for bit in entry['labels']:
+            bits |= 1 << bit
+        attrs.append(nla(CTA_LABELS, bits.to_bytes(16, 'little')))
+    return b''.join(attrs)
+
+
+def create_many(conn, entries, batch_bytes=1 << 16):
+    """Create many entries fast: CT_NEW messages packed into large datagrams, without per-entry ACKs.
+
+    Returns the number of failures (the kernel reports only errors when no ACK is asked). Used by the
+    lab, the tests and the benchmarks to build large tables.
+    """
+    failures = [0]
+    flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+    sock = conn.sock
+
+    def drain(block):
+        sock.setblocking(block)
+        try:
+            while True:
+                try:
+                    n = sock.recv_into(conn.buf, conn.CHUNK)
+                except (BlockingIOError, InterruptedError):
+                    return
+                off = 0
+                while off + 16 <= n:
+                    mlen, mtype = _HDR.unpack_from(conn.buf, off)[:2]
+                    if mtype == NLMSG_ERROR and _ERR.unpack_from(conn.buf, off + 16)[0]:
+                        failures[0] += 1
+                    off += (mlen + 3) & ~3
+                if block:
+                    return
+        finally:
+            sock.setblocking(True)
+
+    chunk = []
+    size = 0
+    for entry in entries:
+        af = AF_INET if entry['family'] == 'ipv4' else AF_INET6
+        data, _seq = conn.message(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, flags, af, NFNETLINK_V0,
+                                  encode_ct_attrs(entry))
+        chunk.append(data)
+        size += len(data)
+        if size >= batch_bytes:
+            conn.send(b''.join(chunk))
+            chunk, size = [], 0
+            drain(False)
+    if chunk:
+        conn.send(b''.join(chunk))
+    # a final request with an ACK marks the end of the kernel's answers
+    data, seq = conn.message(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET_STATS, NLM_F_REQUEST | NLM_F_ACK)
+    conn.send(data)
+    while True:
+        n = sock.recv_into(conn.buf, conn.CHUNK)
+        off = 0
+        done = False
+        while off + 16 <= n:
+            mlen, mtype, _f, mseq, _p = _HDR.unpack_from(conn.buf, off)
+            if mtype == NLMSG_ERROR:
+                if mseq == seq:
+                    done = True
+                elif _ERR.unpack_from(conn.buf, off + 16)[0]:
+                    failures[0] += 1
+            off += (mlen + 3) & ~3
+        if done:
+            return failures[0]

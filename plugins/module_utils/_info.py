@@ -33,27 +33,31 @@ INFO_ARGSPEC = dict(
 
 class TopCounter(object):
     """Counts keys with bounded memory: exact while there are at most ``capacity`` distinct keys,
-    then keeps the heaviest ``capacity`` keys (counts may then undercount, flagged ``approximate``)."""
+    then keeps the heaviest ``capacity`` keys (counts may then undercount, flagged ``approximate``).
+    ``counts`` is a plain dict the caller increments; call ``prune()`` now and then."""
 
     def __init__(self, capacity=20000):
         self.capacity = capacity
         self.counts = {}
         self.approximate = False
 
-    def add(self, key):
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
-        if len(counts) > 2 * self.capacity:
-            keep = heapq.nlargest(self.capacity, counts.items(), key=lambda kv: kv[1])
-            self.counts = dict(keep)
+    def prune(self):
+        if len(self.counts) > 2 * self.capacity:
+            keep = heapq.nlargest(self.capacity, self.counts.items(), key=lambda kv: kv[1])
+            self.counts.clear()
+            self.counts.update(keep)
             self.approximate = True
 
-    def top(self, n, name):
-        return [{name: key, 'count': count}
-                for key, count in heapq.nlargest(n, self.counts.items(), key=lambda kv: (kv[1], str(kv[0])))]
+    def top(self, n, name, fmt=None):
+        rows = heapq.nlargest(n, self.counts.items(), key=lambda kv: (kv[1], str(kv[0])))
+        return [{name: fmt(key) if fmt else key, 'count': count} for key, count in rows]
 
 
 class Summary(object):
+    """Counts while the table streams; memory bounded by the TopCounters' capacity."""
+
+    PRUNE_EVERY = 8192
+
     def __init__(self, top):
         self.top_n = top
         self.total = 0
@@ -61,33 +65,55 @@ class Summary(object):
         self.by_proto = {}
         self.by_state = {}
         self.by_zone = {}
-        self.by_status = {'assured': 0, 'unreplied': 0}
+        self.assured = 0
+        self.unreplied = 0
         self.sources = TopCounter()
         self.destinations = TopCounter()
         self.dports = TopCounter()
 
+    def consume(self, entries):
+        """Count every entry of an iterable (the fast path: one loop, local names)."""
+        by_family, by_proto, by_state, by_zone = self.by_family, self.by_proto, self.by_state, self.by_zone
+        src_c, dst_c, port_c = self.sources.counts, self.destinations.counts, self.dports.counts
+        assured = unreplied = 0
+        total = self.total
+        for entry in entries:
+            total += 1
+            key = entry['family']
+            by_family[key] = by_family.get(key, 0) + 1
+            proto = entry.get('proto')
+            by_proto[proto] = by_proto.get(proto, 0) + 1
+            state = entry.get('state')
+            if state is not None:
+                key = state if proto == 'tcp' else (proto, state)
+                by_state[key] = by_state.get(key, 0) + 1
+            zone = entry.get('zone', 0)
+            by_zone[zone] = by_zone.get(zone, 0) + 1
+            status = entry.get('status', ())
+            if 'ASSURED' in status:
+                assured += 1
+            if 'SEEN_REPLY' not in status:
+                unreplied += 1
+            key = entry.get('src')
+            src_c[key] = src_c.get(key, 0) + 1
+            key = entry.get('dst')
+            dst_c[key] = dst_c.get(key, 0) + 1
+            dport = entry.get('dport')
+            if dport is not None:
+                key = (proto, dport)
+                port_c[key] = port_c.get(key, 0) + 1
+            if not total % self.PRUNE_EVERY:
+                self.sources.prune()
+                self.destinations.prune()
+                self.dports.prune()
+            yield entry
+        self.total = total
+        self.assured += assured
+        self.unreplied += unreplied
+
     def add(self, entry):
-        self.total += 1
-        fam = entry['family']
-        self.by_family[fam] = self.by_family.get(fam, 0) + 1
-        proto = entry.get('proto')
-        self.by_proto[proto] = self.by_proto.get(proto, 0) + 1
-        state = entry.get('state')
-        if state is not None:
-            key = '%s/%s' % (proto, state) if proto != 'tcp' else state
-            self.by_state[key] = self.by_state.get(key, 0) + 1
-        zone = entry.get('zone', 0)
-        self.by_zone[zone] = self.by_zone.get(zone, 0) + 1
-        status = entry.get('status', ())
-        if 'ASSURED' in status:
-            self.by_status['assured'] += 1
-        if 'SEEN_REPLY' not in status:
-            self.by_status['unreplied'] += 1
-        self.sources.add(entry.get('src'))
-        self.destinations.add(entry.get('dst'))
-        dport = entry.get('dport')
-        if dport is not None:
-            self.dports.add('%s/%d' % (proto, dport))
+        for _entry in self.consume((entry,)):
+            pass
 
     def result(self):
         n = self.top_n
@@ -95,14 +121,41 @@ class Summary(object):
             'total': self.total,
             'by_family': self.by_family,
             'by_proto': self.by_proto,
-            'by_state': self.by_state,
+            'by_state': dict((k if isinstance(k, str) else '%s/%s' % k, v) for k, v in self.by_state.items()),
             'by_zone': dict((str(k), v) for k, v in self.by_zone.items()),
-            'by_status': self.by_status,
+            'by_status': {'assured': self.assured, 'unreplied': self.unreplied},
             'top_sources': self.sources.top(n, 'src'),
             'top_destinations': self.destinations.top(n, 'dst'),
-            'top_dports': self.dports.top(n, 'dport'),
+            'top_dports': self.dports.top(n, 'dport', lambda key: '%s/%d' % key),
             'approximate': self.sources.approximate or self.destinations.approximate or self.dports.approximate,
         }
+
+
+class EntryStream(object):
+    """Entries to be written as a JSON array while they stream; ``trailer()`` gives the keys known only
+    at the end (``matched``, ``truncated``)."""
+
+    def __init__(self, iterable, limit):
+        self.iterable = iterable
+        self.limit = limit
+        self.matched = 0
+
+    def chunks(self, size=2000):
+        chunk = []
+        limit = self.limit
+        for entry in self.iterable:
+            self.matched += 1
+            if limit and self.matched > limit:
+                continue
+            chunk.append(entry)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def trailer(self):
+        return {'matched': self.matched, 'truncated': bool(self.limit) and self.matched > self.limit}
 
 
 def choose_backend(requested):
@@ -196,16 +249,23 @@ def gather(params, namespace=None, initial_namespace=True):
         'filter': flt.given,
     }
 
-    if params.get('entries') or params.get('summary'):
+    streamable = (params.get('entries') and not params.get('summary') and not params.get('query')
+                  and not params.get('as_facts') and not params.get('expectations'))
+    if streamable:
+        # Listing only: the entries are written to the module's output while the table streams
+        # (see _common.exit_with_bulk), so memory stays bounded whatever the table size.
+        result['entries'] = EntryStream(stream_entries(backend, flt), params.get('limit') or 0)
+    elif params.get('entries') or params.get('summary'):
         limit = params.get('limit') or 0
         want_entries = bool(params.get('entries'))
         summary = Summary(params.get('top') or 10) if params.get('summary') else None
         listed = []
         matched = 0
-        for entry in stream_entries(backend, flt):
+        stream = stream_entries(backend, flt)
+        if summary is not None:
+            stream = summary.consume(stream)
+        for entry in stream:
             matched += 1
-            if summary is not None:
-                summary.add(entry)
             if want_entries and (not limit or len(listed) < limit):
                 listed.append(entry)
         result['matched'] = matched

@@ -1,0 +1,72 @@
+"""Randomised conntrack tables for tests and benchmarks (created over netlink in bulk).
+
+``random_entries(n, seed)`` yields entry dicts (IPv4 and IPv6; TCP, UDP, ICMP, ICMPv6, SCTP;
+marks, zones, states, status flags) with documentation addresses only; ``fill(n, seed)``
+creates them in the current network namespace. Run it inside a namespace:
+``ip netns exec NS python tests/lab/tables.py N [SEED]``.
+"""
+import os
+import random
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'build', 'src'))
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl  # noqa: E402
+
+V4_NETS = ('192.0.2.', '198.51.100.', '203.0.113.')
+TCP_STATES = ('SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'TIME_WAIT', 'CLOSE')
+SCTP_STATES = ('COOKIE_WAIT', 'ESTABLISHED', 'CLOSED')
+MARKS = (0, 0, 0, 1, 2, 3, 0x10, 0x11, 0xff00, 0xdead0001)
+ZONES = (0, 0, 0, 0, 1, 7)
+SERVICE_PORTS = (22, 53, 80, 123, 443, 5060, 8080)
+
+
+def _addr(rng, v6):
+    if v6:
+        return '2001:db8:%x::%x' % (rng.randrange(4), rng.randrange(1, 4096))
+    return rng.choice(V4_NETS) + str(rng.randrange(1, 255))
+
+
+def random_entries(n, seed=1):
+    rng = random.Random(seed)
+    seen = set()
+    made = 0
+    while made < n:
+        v6 = rng.random() < 0.35
+        r = rng.random()
+        proto = 6 if r < 0.5 else 17 if r < 0.8 else (58 if v6 else 1) if r < 0.93 else 132
+        entry = {'family': 'ipv6' if v6 else 'ipv4', 'protonum': proto, 'src': _addr(rng, v6), 'dst': _addr(rng, v6),
+                 'timeout': rng.randrange(600, 3600), 'mark': rng.choice(MARKS), 'zone': rng.choice(ZONES)}
+        status = ['SEEN_REPLY'] if rng.random() < 0.7 else []
+        if status and rng.random() < 0.6:
+            status.append('ASSURED')
+        entry['status'] = status
+        if proto in (1, 58):
+            entry.update(icmp_type=8 if proto == 1 else 128, icmp_code=0, icmp_id=rng.randrange(65536))
+        else:
+            entry.update(sport=rng.randrange(1024, 65536), dport=rng.choice(SERVICE_PORTS) if rng.random() < 0.8
+                         else rng.randrange(1, 65536))
+        if proto == 6:
+            entry['state'] = rng.choice(TCP_STATES)
+        elif proto == 132:
+            entry['state'] = rng.choice(SCTP_STATES)
+        key = (entry['family'], proto, entry['src'], entry['dst'], entry.get('sport'), entry.get('dport'),
+               entry.get('icmp_id'), entry['zone'])
+        if key in seen:
+            continue
+        seen.add(key)
+        made += 1
+        yield entry
+
+
+def fill(n, seed=1):
+    """Create ``n`` random entries in the current namespace; return the number the kernel refused."""
+    with nl.Connection() as conn:
+        return nl.create_many(conn, random_entries(n, seed))
+
+
+if __name__ == '__main__':
+    count = int(sys.argv[1])
+    failed = fill(count, int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    print('created %d entries (%d refused)' % (count - failed, failed))
