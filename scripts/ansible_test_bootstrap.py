@@ -14,10 +14,14 @@ from ansible_test._internal.python_requirements import get_venv_packages  # pyli
 SCRIPT = '''\
 """pip bootstrap for ansible-test, written by netfilter.conntrack's scripts/setup."""
 import ensurepip
+import os
 import subprocess
 import sys
 
 ensurepip.bootstrap(upgrade=True)
+# ensurepip points PIP_CONFIG_FILE at /dev/null for itself; the pip run below must see the
+# machine's pip configuration (index, certificates) again.
+os.environ.pop("PIP_CONFIG_FILE", None)
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + args))
 '''

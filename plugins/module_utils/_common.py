@@ -116,6 +116,7 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
         module.exit_json(**result)
     real_stdout = sys.stdout
     sys.stdout = captured = io.StringIO()
+    code = 0
     try:
         module.exit_json(**result)
     except SystemExit as exc:
@@ -125,6 +126,7 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
     text = captured.getvalue().rstrip()
     if code not in (0, None) or not text.endswith('}'):
         real_stdout.write(captured.getvalue())
+        # exit_json already ran and chose this code; we only forward it  # pylint: disable-next=ansible-bad-function
         sys.exit(code)
     write = real_stdout.write
     dumps = json.dumps
@@ -151,4 +153,5 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
         write(', "failed": true, "msg": %s' % dumps(failure))
     write('}\n')
     real_stdout.flush()
+    # the result was written above, spliced into exit_json's own output  # pylint: disable-next=ansible-bad-function
     sys.exit(1 if failure is not None else 0)

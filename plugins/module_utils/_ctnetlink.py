@@ -428,12 +428,13 @@ def decode_ct(buf, off, end, family):
         entry = {'family': 'ipv4' if af == AF_INET else 'ipv6', 'proto': PROTO_NAMES.get(num) or str(num),
                  'protonum': num, 'src': _addr(af, src), 'dst': _addr(af, dst), 'sport': sport, 'dport': dport,
                  'reply_src': _addr(af, rsrc), 'reply_dst': _addr(af, rdst), 'reply_sport': rsport,
-                 'reply_dport': rdport}
+                 'reply_dport': rdport, 'zone': 0}
         off += fast_len
         protonum = num
     else:
-        entry = {'family': FAMILY_NAMES.get(family, str(family))}
+        entry = {'family': FAMILY_NAMES.get(family, str(family)), 'zone': 0}
         protonum = None
+    status = 0
     while off + 4 <= end:
         alen, atype = _unpack_nla(buf, off)
         if alen < 4:
@@ -441,7 +442,8 @@ def decode_ct(buf, off, end, family):
         atype &= NLA_TYPE_MASK
         pend = off + alen
         if atype == CTA_STATUS:
-            entry['status'] = status_names(_unpack_be32(buf, off + 4)[0])
+            status = _unpack_be32(buf, off + 4)[0]
+            entry['status'] = status_names(status)
         elif atype == CTA_MARK:
             entry['mark'] = _unpack_be32(buf, off + 4)[0]
         elif atype == CTA_ID:
@@ -505,7 +507,28 @@ def decode_ct(buf, off, end, family):
         off += (alen + 3) & ~3
     if protonum is None:
         entry.setdefault('proto', 'unknown')
+    if status & _NAT_BITS:
+        add_nat(entry, status)
     return entry
+
+
+_NAT_BITS = STATUS_VALUES['SRC_NAT'] | STATUS_VALUES['DST_NAT']
+
+
+def add_nat(entry, status):
+    """Describe the translation of a NATed entry from its tuples (the kernel does not dump CTA_NAT_*):
+    DNAT sent the original destination to the reply source; SNAT rewrote the original source to the
+    reply destination."""
+    if status & STATUS_VALUES['DST_NAT']:
+        dnat = {'from': entry.get('dst'), 'to': entry.get('reply_src')}
+        if entry.get('dport') is not None:
+            dnat.update(from_port=entry.get('dport'), to_port=entry.get('reply_sport'))
+        entry['dnat'] = dnat
+    if status & STATUS_VALUES['SRC_NAT']:
+        snat = {'from': entry.get('src'), 'to': entry.get('reply_dst')}
+        if entry.get('sport') is not None:
+            snat.update(from_port=entry.get('sport'), to_port=entry.get('reply_dport'))
+        entry['snat'] = snat
 
 
 def decode_expect(buf, off, end, family):

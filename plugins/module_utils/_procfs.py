@@ -152,7 +152,7 @@ def parse_line(line):
     family = fields[0]
     protonum = int(fields[3])
     entry = {'family': family, 'proto': nl.PROTO_NAMES.get(protonum, fields[2]), 'protonum': protonum,
-             'timeout': int(fields[4])}
+             'timeout': int(fields[4]), 'zone': 0}
     rest = fields[5:]
     if rest and '=' not in rest[0] and not rest[0].startswith('['):
         entry['state'] = rest[0]
@@ -164,7 +164,7 @@ def parse_line(line):
         if token.startswith('['):
             flags.add(token.strip('[]'))
             continue
-        key, _, value = token.partition('=')
+        key, _sep, value = token.partition('=')
         if key == 'src' and 'src' in seen:
             prefix = 'reply_'
         if key in _KEYS:

@@ -24,7 +24,7 @@ description:
   - Never changes anything. Entries are read over ctnetlink with a lean decoder; the kernel filters what it
     can. Without pyroute2 on the host the module reads C(/proc) instead (O(backend=procfs)), with a warning.
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack.namespace
   - netfilter.conntrack.filter
@@ -60,7 +60,7 @@ options:
     default: 10
   expectations:
     description:
-      - List the expect table (C(conntrack -L expect)): the related connections helpers are waiting for.
+      - List the expect table (C(conntrack -L expect)), the related connections helpers are waiting for.
     type: bool
     default: false
   query:
@@ -221,8 +221,9 @@ entries:
     - Ports for TCP/UDP/SCTP/DCCP/UDPlite, C(icmp_type)/C(icmp_code)/C(icmp_id) for ICMP and ICMPv6;
       C(state) for TCP/SCTP/DCCP; C(packets)/C(bytes) and C(reply_packets)/C(reply_bytes) with accounting;
       C(timestamp_start)/C(timestamp_stop) (ns) with timestamps; C(helper); C(labels) (bit numbers);
-      C(nat_src)/C(nat_dst) and C(SRC_NAT)/C(DST_NAT) in C(status) when the entry is translated (the reply tuple
-      then differs from the inverted original); C(zone) when not 0.
+      C(zone) (0 outside zones).
+    - A translated entry has C(SRC_NAT)/C(DST_NAT) in C(status) and C(snat)/C(dnat) dicts (C(from), C(to),
+      C(from_port), C(to_port)) derived from its tuples, like the C(--src-nat)/C(--dst-nat) view of conntrack.
   returned: when O(entries)
   type: list
   elements: dict
