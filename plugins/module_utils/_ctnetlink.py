@@ -403,6 +403,13 @@ _FAST_HDR = dict((fam, layout[0].unpack_from) for fam, layout in _FAST.items())
 _FAST_VAL = dict((fam, layout[1].unpack_from) for fam, layout in _FAST.items())
 _FAST_EXPECT = dict((fam, layout[2]) for fam, layout in _FAST.items())
 _FAST_LEN = dict((fam, layout[3]) for fam, layout in _FAST.items())
+# the attributes that follow the tuples on every entry, in the kernel's order (ctnetlink_fill_info):
+# STATUS, MARK, ID, USE, TIMEOUT -- optionally preceded by ZONE
+_TAIL = struct.Struct('>IIIIIIIIII').unpack_from
+_TAIL_HDRS = (_hdr_be(8, CTA_STATUS), _hdr_be(8, CTA_MARK), _hdr_be(8, CTA_ID), _hdr_be(8, CTA_USE),
+              _hdr_be(8, CTA_TIMEOUT))
+_HDR_ZONE = _hdr_be(6, CTA_ZONE)
+_ZONE = struct.Struct('>IH').unpack_from
 _HDR_TCP_STATE = _hdr_be(5, CTA_PROTOINFO_TCP_STATE)
 _HDR_PROTOINFO_TCP = _hdr_be(44, CTA_PROTOINFO_TCP | NLA_F_NESTED)
 _PROTOINFO_TCP_STATE = struct.Struct('>4xIIB').unpack_from
@@ -431,10 +438,34 @@ def decode_ct(buf, off, end, family):
                  'reply_dport': rdport, 'zone': 0}
         off += fast_len
         protonum = num
+        status = 0
+        if off + 48 <= end:
+            zone = 0
+            hdr, zone_value = _ZONE(buf, off)
+            if hdr == _HDR_ZONE:
+                zone = zone_value
+                off += 8
+            h1, status, h2, mark, h3, ct_id, h4, use, h5, timeout = _TAIL(buf, off)
+            if (h1, h2, h3, h4, h5) == _TAIL_HDRS:
+                entry['zone'] = zone
+                entry['status'] = status_names(status)
+                entry['mark'] = mark
+                entry['id'] = ct_id
+                entry['use'] = use
+                entry['timeout'] = timeout
+                off += 40
+                if status & _NAT_BITS:
+                    add_nat(entry, status)
+                # what remains: PROTOINFO, counters, timestamps, helper, labels, SYNPROXY...
+                status = 0
+            else:
+                status = 0
+                if zone:
+                    entry['zone'] = zone
     else:
         entry = {'family': FAMILY_NAMES.get(family, str(family)), 'zone': 0}
         protonum = None
-    status = 0
+        status = 0
     while off + 4 <= end:
         alen, atype = _unpack_nla(buf, off)
         if alen < 4:
