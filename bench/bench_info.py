@@ -241,6 +241,12 @@ def check_module(ns, args_path, env, expected, what):
     return matched
 
 
+def bench_baseline(args, ns, tmpdir):
+    """The module's fixed cost on the same table: start-up, imports, counts/stats/sysctls, no entries."""
+    path = write_args(tmpdir, 'baseline', {})
+    return median_of(args.repeat, in_ns(ns, [PYTHON, '-m', MODULE, path]), env=module_env())
+
+
 def bench_table(args, ns, tmpdir):
     env = module_env()
     rows = []
@@ -351,10 +357,14 @@ def render(report):
                                                    meta['python']),
         '- table: %d entries (%d IPv4, %d IPv6) in namespace `%s`, seed %d' % (
             meta['entries'], meta['ipv4'], meta['ipv6'], meta['namespace'], meta['seed']),
+        '- load average (1 min) at start/end: %.2f / %.2f (other work on the machine skews times); '
+        'whole run %.0f s' % (meta['loadavg_start'], meta['loadavg_end'], meta['bench_seconds']),
         '- times: median of %d whole-process runs (pyroute2: one run, cap %d s); RSS: peak (`/usr/bin/time -f %%M`)' % (
             meta['repeat'], meta['pyroute2_cap']),
         '- conntrack_info runs as `python -m %s args.json` inside `ip netns exec` (the module without '
         'the AnsiballZ wrapper; start-up and imports included), output to /dev/null' % MODULE,
+        '- conntrack_info fixed cost on this table (no `entries`, no `summary`: start-up, imports, counts, '
+        'stats, sysctls): %.2f s, %.1f MB' % (meta['module_baseline']['seconds'], meta['module_baseline']['rss_mb']),
         '- conntrack-tools 1.4.7 filters the mark in the kernel, proto/port in userspace; conntrack_info '
         'filters both in the kernel (CTA_MARK, CTA_FILTER)',
         '',
@@ -415,7 +425,7 @@ def main():
         'kernel': platform.release(), 'cpus': os.cpu_count(), 'python': platform.python_version(),
         'conntrack_version': (version.stdout or version.stderr).strip(),
         'seed': args.seed, 'repeat': args.repeat, 'adhoc_repeat': args.adhoc_repeat,
-        'pyroute2_cap': args.pyroute2_cap,
+        'pyroute2_cap': args.pyroute2_cap, 'loadavg_start': os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory(prefix='ctbn-') as tmpdir:
         with global_lock():  # held for as long as the big table exists
@@ -432,6 +442,7 @@ def main():
                 meta['ipv6'] = shown_count(measure(in_ns(ns, ['conntrack', '-L', '-f', 'ipv6'])).stderr) or 0
                 meta['namespace'] = ns
                 log('table: %(entries)d entries (%(ipv4)d IPv4, %(ipv6)d IPv6)' % meta)
+                meta['module_baseline'] = bench_baseline(args, ns, tmpdir)
                 rows = bench_table(args, ns, tmpdir)
         adhoc = None
         if not args.no_adhoc:
@@ -441,6 +452,7 @@ def main():
                 log('ad-hoc: ping vs conntrack_info in %s' % lab.name)
                 adhoc = bench_adhoc(args, lab.name, tmpdir)
     meta['bench_seconds'] = round(time.monotonic() - started, 1)
+    meta['loadavg_end'] = os.getloadavg()[0]
     report = {'meta': meta, 'rows': rows, 'adhoc': adhoc}
     report['verdicts'] = verdicts(rows, adhoc)
     os.makedirs(args.out, exist_ok=True)
