@@ -159,38 +159,55 @@ class Namespace(object):
 
 
 def lab_namespace(tag):
-    """A one-host lab from tests/lab/lab.py when it offers ``Lab``; else a bare namespace.
+    """A one-host lab from tests/lab/lab.py (``Lab(prefix, hosts=1)``) when it exists; else a bare namespace.
 
     Returns a context manager whose value has ``.name`` (the namespace).
     """
     try:
-        from tests.lab.lab import Lab  # noqa: F401  (written by the lab helper)
+        from tests.lab.lab import Lab  # written by the lab work of issue 2
     except ImportError:
-        Lab = None
-    if Lab is not None:
-        return _LabHost(Lab, PREFIX + tag)
-    return Namespace('%s%s-%d' % (PREFIX, tag, os.getpid()))
+        return Namespace('%s%s-%d' % (PREFIX, tag, os.getpid()))
+    return _LabHost(Lab, PREFIX + tag)
 
 
 class _LabHost(object):
+    """Adapter over the lab: enter it, find the one host's namespace, leave it in every exit path."""
+
     def __init__(self, lab_class, prefix):
         self.lab = lab_class(prefix=prefix, hosts=1)
         self.name = None
 
+    def _up(self):
+        if hasattr(self.lab, '__enter__'):
+            return self.lab.__enter__() or self.lab
+        self.lab.up()
+        return self.lab
+
+    def _down(self, *exc):
+        if hasattr(self.lab, '__exit__'):
+            self.lab.__exit__(*(exc or (None, None, None)))
+        else:
+            self.lab.down()
+
     def __enter__(self):
-        entered = self.lab.__enter__() if hasattr(self.lab, '__enter__') else self.lab.up()
-        lab = entered if entered is not None else self.lab
-        hosts = getattr(lab, 'hosts', None) or getattr(lab, 'namespaces', None)
-        host = list(hosts.values())[0] if isinstance(hosts, dict) else list(hosts)[0]
-        self.name = getattr(host, 'namespace', None) or getattr(host, 'netns', None) or getattr(host, 'name', host)
-        self.host = host
-        self.inventory = getattr(lab, 'inventory_path', None) or getattr(lab, 'inventory', None)
+        lab = self._up()
+        try:
+            hosts = getattr(lab, 'hosts', None) or getattr(lab, 'namespaces', None)
+            if isinstance(hosts, dict):
+                hosts = list(hosts.values())
+            host = list(hosts)[0]
+            name = host if isinstance(host, str) else (
+                getattr(host, 'namespace', None) or getattr(host, 'netns', None) or getattr(host, 'name', None))
+            if not name or not os.path.exists(os.path.join('/run/netns', name)):
+                raise RuntimeError('no namespace %r under /run/netns' % (name,))
+        except Exception as exc:  # an unexpected Lab interface: say so, and do not leave the lab behind
+            self._down()
+            raise RuntimeError('bench_info: cannot find the host namespace of tests/lab/lab.py Lab: %s' % exc)
+        self.name = name
         return self
 
     def __exit__(self, *exc):
-        if hasattr(self.lab, '__exit__'):
-            return self.lab.__exit__(*exc)
-        self.lab.down()
+        self._down(*exc)
         return False
 
 
