@@ -126,18 +126,29 @@ def measure(argv, env=None, timeout=None, stdout=subprocess.DEVNULL, cwd=None):
     return Sample(wall, rss_kb, proc.returncode, err, timed_out)
 
 
-def median_of(n, argv, check=True, **kwargs):
-    samples = []
-    for _ in range(n):
-        s = measure(argv, **kwargs)
-        if check and s.rc != 0:
-            raise RuntimeError('%s failed (rc %d): %s' % (' '.join(argv), s.rc, s.stderr[-2000:]))
-        samples.append(s)
+def summarise(samples):
     return {
         'seconds': statistics.median(s.wall for s in samples),
         'rss_mb': statistics.median(s.rss_kb for s in samples) / 1024.0,
         'runs': [round(s.wall, 3) for s in samples],
     }
+
+
+def interleaved(rounds, commands, **kwargs):
+    """Median wall time and RSS of each of ``commands`` ({key: argv}), run in turn ``rounds`` times
+    (A B C A B C ...), so that a change of load on the machine hits every command alike."""
+    samples = dict((key, []) for key in commands)
+    for _ in range(rounds):
+        for key, argv in commands.items():
+            s = measure(argv, **kwargs)
+            if s.rc != 0:
+                raise RuntimeError('%s failed (rc %d): %s' % (' '.join(argv), s.rc, s.stderr[-2000:]))
+            samples[key].append(s)
+    return dict((key, summarise(values)) for key, values in samples.items())
+
+
+def median_of(n, argv, **kwargs):
+    return interleaved(n, {'one': argv}, **kwargs)['one']
 
 
 # --- namespaces --------------------------------------------------------------------------------
@@ -268,9 +279,7 @@ def bench_table(args, ns, tmpdir):
     env = module_env()
     rows = []
     for name, ct_args, options, pr_filter in FILTERS:
-        log('filter %s: conntrack -L' % name)
         ct_argv = in_ns(ns, ['conntrack', '-L'] + ct_args)
-        ct = median_of(args.repeat, ct_argv)
         shown = shown_count(measure(ct_argv).stderr)
 
         listing_args = write_args(tmpdir, 'listing-%d' % len(rows), dict(options, entries=True, limit=0))
@@ -278,10 +287,14 @@ def bench_table(args, ns, tmpdir):
         matched = check_module(ns, listing_args, env, shown, 'listing ' + name)
         check_module(ns, summary_args, env, shown, 'summary ' + name)
 
-        log('filter %s: conntrack_info listing' % name)
-        listing = median_of(args.repeat, in_ns(ns, [PYTHON, '-m', MODULE, listing_args]), env=env)
-        log('filter %s: conntrack_info summary' % name)
-        summary = median_of(args.repeat, in_ns(ns, [PYTHON, '-m', MODULE, summary_args]), env=env)
+        log('filter %s: conntrack -L, conntrack_info listing, summary (interleaved, %d rounds)' % (
+            name, args.repeat))
+        got = interleaved(args.repeat, {
+            'conntrack': ct_argv,
+            'listing': in_ns(ns, [PYTHON, '-m', MODULE, listing_args]),
+            'summary': in_ns(ns, [PYTHON, '-m', MODULE, summary_args]),
+        }, env=env)
+        ct, listing, summary = got['conntrack'], got['listing'], got['summary']
 
         pyroute2 = None
         if args.pyroute2_cap > 0:
@@ -315,13 +328,15 @@ def bench_adhoc(args, ns, tmpdir, inventory=None, host=None):
     env['ANSIBLE_COLLECTIONS_PATH'] = SRC  # the work tree itself (build/src symlink), same code as installed
     env['ANSIBLE_LOCAL_TEMP'] = os.path.join(tmpdir, 'ansible-local')
     env['ANSIBLE_REMOTE_TEMP'] = os.path.join(tmpdir, 'ansible-remote')
-    result = {}
+    commands = {}
     for key, module in (('ping', 'ansible.builtin.ping'), ('conntrack_info', 'netfilter.conntrack.conntrack_info')):
         argv = [ANSIBLE, '-i', inventory, host, '-m', module]
-        warm = measure(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE)  # warm-up: caches, .pyc files
-        if warm.rc != 0:
-            raise RuntimeError('%s failed: %s' % (' '.join(argv), warm.stderr[-2000:]))
-        result[key] = median_of(args.adhoc_repeat, argv, env=env, cwd=ROOT)
+        # warm-up (caches, .pyc files), and a check that the module really ran on the lab host
+        warm = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if warm.returncode != 0 or 'SUCCESS' not in warm.stdout:
+            raise RuntimeError('%s failed: %s %s' % (' '.join(argv), warm.stdout[-2000:], warm.stderr[-2000:]))
+        commands[key] = argv
+    result = interleaved(args.adhoc_repeat, commands, env=env, cwd=ROOT)
     result['entries'] = table_count(ns)
     return result
 
@@ -376,7 +391,7 @@ def render(report):
             meta['entries'], meta['ipv4'], meta['ipv6'], meta['namespace'], meta['seed']),
         '- load average (1 min) at start/end: %.2f / %.2f (other work on the machine skews times); '
         'whole run %.0f s' % (meta['loadavg_start'], meta['loadavg_end'], meta['bench_seconds']),
-        '- times: median of %d whole-process runs (pyroute2: one run, cap %d s); RSS: peak (`/usr/bin/time -f %%M`)' % (
+        '- times: median of %d whole-process runs, interleaved (pyroute2: one run, cap %d s); RSS: peak (`/usr/bin/time -f %%M`)' % (
             meta['repeat'], meta['pyroute2_cap']),
         '- conntrack_info runs as `python -m %s args.json` inside `ip netns exec` (the module without '
         'the AnsiballZ wrapper; start-up and imports included), output to /dev/null' % MODULE,
@@ -455,6 +470,9 @@ def main():
                 if fill.returncode != 0:
                     raise SystemExit('filling the table failed: %s' % fill.stderr[-2000:])
                 meta['entries'] = table_count(ns)
+                if meta['entries'] < args.entries:
+                    log('WARNING: the table holds %d entries, %d asked (nf_conntrack_max?): %s' % (
+                        meta['entries'], args.entries, fill.stdout.strip()))
                 meta['ipv4'] = shown_count(measure(in_ns(ns, ['conntrack', '-L', '-f', 'ipv4'])).stderr) or 0
                 meta['ipv6'] = shown_count(measure(in_ns(ns, ['conntrack', '-L', '-f', 'ipv6'])).stderr) or 0
                 meta['namespace'] = ns
