@@ -316,14 +316,21 @@ class Filter(object):
     def kernel_requests(self):
         """[(nfgen family, attrs bytes)] dump requests whose union is a superset of the matches.
 
-        Tuple filters need a concrete family, so a filter with tuple fields and no family becomes one
-        request per family.
+        Tuple filters (CTA_FILTER) need a concrete family, so a filter with tuple fields and no family
+        becomes one request per family; everything else is one request.
         """
         common = b''
         if self.mark is not None:
             common += nl.nla_be32(nl.CTA_MARK, self.mark) + nl.nla_be32(nl.CTA_MARK_MASK, self.mark_mask)
         if self.status_mask:
             common += nl.nla_be32(nl.CTA_STATUS, self.status_value) + nl.nla_be32(nl.CTA_STATUS_MASK, self.status_mask)
+        if self.zone is not None:
+            # CTA_ZONE alone filters a dump by zone (with any family, AF_UNSPEC included); the
+            # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
+            common += nl.nla_be16(nl.CTA_ZONE, self.zone)
+        if not self._tuple_part('', self.family or 'ipv4')[0]:
+            # mark, status and zone filters work with AF_UNSPEC: one walk of the table for both families
+            return [(FAMILIES[self.family] if self.family else 0, common)]
         families = [self.family] if self.family else ['ipv4', 'ipv6']
         requests = []
         for family in families:
@@ -333,10 +340,6 @@ class Filter(object):
             # nothing (measured; see tests/integration/test_filter_kernel.py).
             reply_flags, reply = 0, {}
             attrs = common
-            if self.zone is not None:
-                # CTA_ZONE alone filters a dump by zone (with a concrete family); adding the
-                # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
-                attrs += nl.nla_be16(nl.CTA_ZONE, self.zone)
             if orig_flags or reply_flags:
                 if orig_flags:
                     attrs += nl.encode_tuple(nl.CTA_TUPLE_ORIG, family, orig)
@@ -344,8 +347,6 @@ class Filter(object):
                     attrs += nl.encode_tuple(nl.CTA_TUPLE_REPLY, family, reply)
                 attrs += nl.nla_nested(nl.CTA_FILTER, nl.nla(nl.CTA_FILTER_ORIG_FLAGS, _u32(orig_flags)),
                                        nl.nla(nl.CTA_FILTER_REPLY_FLAGS, _u32(reply_flags)))
-            elif not self.family and self.zone is None and not attrs:
-                return [(0, b'')]  # no kernel-side filter at all: one plain dump of both families
             requests.append((FAMILIES[family], attrs))
         return requests
 

@@ -170,12 +170,81 @@ def choose_backend(requested):
                       'status flags, labels and kernel-side filtering need netlink')
 
 
+def _parallel_dumps(requests, pred):
+    """Run several kernel-filtered dumps at once, one socket and thread each.
+
+    A tuple filter without a family needs one dump per family, and each dump walks the whole
+    table in the kernel (inside recv(), which releases the GIL): side by side the walks overlap.
+    """
+    import threading
+    try:
+        import queue
+    except ImportError:  # Python 2
+        import Queue as queue  # pylint: disable=import-error
+
+    chunks = queue.Queue(maxsize=64)
+    stop = threading.Event()
+    done = object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker(family, attrs):
+        try:
+            with nl.Connection() as conn:
+                chunk = []
+                for entry in conn.dump(family, attrs):
+                    if pred is None or pred(entry):
+                        chunk.append(entry)
+                        if len(chunk) >= 512:
+                            if not put(chunk):
+                                return
+                            chunk = []
+                if chunk:
+                    put(chunk)
+        except ConntrackError as exc:
+            put(exc)
+        finally:
+            put(done)
+
+    threads = [threading.Thread(target=worker, args=request, name='ctnetlink-dump') for request in requests]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    remaining = len(threads)
+    try:
+        while remaining:
+            item = chunks.get()
+            if item is done:
+                remaining -= 1
+            elif isinstance(item, ConntrackError):
+                raise item
+            else:
+                for entry in item:
+                    yield entry
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
 def stream_entries(backend, flt):
     """Yield the entries matching ``flt`` from the chosen backend."""
     pred = flt.predicate()
     if backend == 'netlink':
+        requests = flt.kernel_requests()
+        if len(requests) > 1:
+            for entry in _parallel_dumps(requests, pred):
+                yield entry
+            return
         with nl.Connection() as conn:
-            for family, attrs in flt.kernel_requests():
+            for family, attrs in requests:
                 for entry in conn.dump(family, attrs):
                     if pred is None or pred(entry):
                         yield entry
