@@ -402,6 +402,19 @@ class FloodLab(object):
         proc.stdin.flush()
         return proc.stdout.readline().strip()
 
+    def write_inventory(self, directory, group='flood'):
+        """An inventory of the server host (``ansible_connection=local`` + a wrapper interpreter in its namespace)."""
+        os.makedirs(directory, exist_ok=True)
+        wrapper = os.path.join(directory, 'python-%s' % self.server)
+        with open(wrapper, 'w') as handle:
+            handle.write('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (self.server, PYTHON))
+        os.chmod(wrapper, 0o755)
+        inventory = os.path.join(directory, 'inventory.ini')
+        with open(inventory, 'w') as handle:
+            handle.write('[%s]\nserver ansible_connection=local ansible_python_interpreter=%s netns=%s\n'
+                         % (group, wrapper, self.server))
+        return inventory
+
     # -- kernel state ----------------------------------------------------------------------------
     def count(self):
         return ns_count(self.server)
