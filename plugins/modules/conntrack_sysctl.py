@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: conntrack_sysctl
+short_description: Set, persist and remove the connection-tracking sysctls (max, hash size, timeouts)
+version_added: 0.1.0
+description:
+  - Sets one conntrack knob (O(name)/O(value)) or many at once (O(settings)) in the running kernel,
+    and optionally persists them so they survive a reboot.
+  - The knobs are the ones the running kernel has under C(/proc/sys/net/netfilter) (C(nf_conntrack_*)).
+    Each has a known type and range (timeouts in seconds, booleans, counts); an unknown name is an error
+    that lists the knobs this kernel has.
+  - C(nf_conntrack_max), C(nf_conntrack_buckets) (the hash size) and C(nf_conntrack_expect_max) are
+    global and can only be changed in the initial network namespace; asking for them inside another
+    namespace is an error that says so. All other knobs (timeouts, C(tcp_loose), ...) belong to each
+    network namespace. C(nf_conntrack_count) is read-only.
+  - The hash size is changed at run time; the kernel rounds it up to a whole page of buckets
+    (a multiple of 512 on x86_64), and the module compares and reports the rounded value.
+  - With O(persist=true) the values are written atomically (temporary file and rename, mode 0644) to a
+    sysctl.d file of this collection. Where nf_conntrack is a loadable module, the hash size also goes
+    to a modprobe.d file and a modules-load.d entry makes sure the module is loaded before
+    systemd-sysctl applies the sysctl.d files at boot (without it, the persisted values silently do not
+    apply). Where nf_conntrack is built into the kernel, modprobe.d is not read; the module warns and
+    persists the hash size as C(net.netfilter.nf_conntrack_buckets) in the sysctl.d file.
+  - When no knob is given the module changes nothing and returns the catalogue of knobs with their
+    values in force.
+author:
+  - netfilter.conntrack contributors
+extends_documentation_fragment:
+  - netfilter.conntrack.namespace
+notes:
+  - Persisted files are applied at boot in the initial network namespace only; a network namespace
+    starts from the kernel defaults whenever it is created. So O(persist=true) and O(state=absent)
+    are refused inside a network namespace (O(namespace), or a host that is itself a namespace):
+    set namespace values from whatever creates the namespace instead.
+  - Supports check mode and diff mode.
+seealso:
+  - name: Sizing guide
+    description: How to size nf_conntrack_max and the hash table, with the kernel's own formula.
+    link: https://example.invalid/netfilter/conntrack/docs/sizing.md
+  - name: Kernel documentation of the conntrack sysctls
+    description: The meaning of every knob.
+    link: https://docs.kernel.org/networking/nf_conntrack-sysctl.html
+attributes:
+  check_mode:
+    description: Computes the same result without writing anything.
+    support: full
+  diff_mode:
+    description: Shows the values in force and every file before and after.
+    support: full
+options:
+  name:
+    description:
+      - One knob to set (with O(value)) or to remove from the persisted files (with O(state=absent)).
+      - The full sysctl name (C(net.netfilter.nf_conntrack_max), C(net.nf_conntrack_max)), the file name
+        (C(nf_conntrack_tcp_timeout_established)) or the short form (C(max), C(buckets), C(hashsize),
+        C(tcp_timeout_established)).
+    type: str
+  value:
+    description:
+      - The value for O(name). Counts and booleans are whole numbers (booleans also accept C(true)/C(false)).
+      - Timeouts take seconds or a duration with a unit C(s), C(m), C(h), C(d) or C(w), such as C(30s),
+        C(5m), C(12h), C(5d) or C(1h30m).
+    type: raw
+  settings:
+    description:
+      - Several knobs at once, as a mapping of name to value (names and values as for O(name) and O(value)).
+      - All values are validated before anything is written; if the kernel refuses one, the knobs already
+        written in this task are set back.
+      - With O(state=absent), the keys name the knobs to remove from the persisted files (values are ignored).
+    type: dict
+  state:
+    description:
+      - V(present) sets the values (and persists them with O(persist=true)).
+      - V(absent) removes the given knobs from the persisted files, or all the files of this module when no
+        knob is given. The values in force are not changed.
+    type: str
+    choices: [present, absent]
+    default: present
+  apply:
+    description:
+      - Write the values to the running kernel. Set V(false) to only persist them for the next boot
+        (for example on an image, or when a change should wait for a maintenance window).
+    type: bool
+    default: true
+  persist:
+    description:
+      - Also write the values to O(sysctl_file) (and the modprobe.d and modules-load.d files where
+        nf_conntrack is a loadable module) so that they survive a reboot.
+      - Knobs already in the file from other tasks are kept.
+    type: bool
+    default: false
+  force:
+    description:
+      - Allow setting C(nf_conntrack_max) below the number of entries in the table now.
+      - Without it such a request is refused, because every new flow would be dropped until the table drains.
+    type: bool
+    default: false
+  sysctl_file:
+    description: The sysctl.d file this module owns.
+    type: path
+    default: /etc/sysctl.d/90-netfilter-conntrack.conf
+  modprobe_file:
+    description: The modprobe.d file with C(options nf_conntrack hashsize=N) (only where nf_conntrack is loadable).
+    type: path
+    default: /etc/modprobe.d/netfilter-conntrack.conf
+  modules_load_file:
+    description: The modules-load.d file that loads nf_conntrack at boot (only where nf_conntrack is loadable).
+    type: path
+    default: /etc/modules-load.d/netfilter-conntrack.conf
+  conntrack_module:
+    description:
+      - How the kernel provides nf_conntrack, which decides the files written with O(persist=true).
+      - V(auto) detects it on the running kernel (C(/proc/modules), C(/sys/module/nf_conntrack), modules.builtin).
+        Set V(builtin) or V(loadable) when preparing files for a kernel that differs from the running one.
+    type: str
+    choices: [auto, builtin, loadable]
+    default: auto
+  load_module:
+    description:
+      - Load nf_conntrack with C(modprobe) first when it is a loadable module that is not loaded yet.
+    type: bool
+    default: false
+requirements:
+  - Root (or CAP_NET_ADMIN and write access to /proc/sys and the persisted files' directories).
+'''
+
+EXAMPLES = r'''
+- name: Raise the table limit on a NAT gateway and keep it after reboot
+  netfilter.conntrack.conntrack_sysctl:
+    name: nf_conntrack_max
+    value: 1048576
+    persist: true
+
+- name: Size the table and the hash together, with Kubernetes-like timeouts
+  netfilter.conntrack.conntrack_sysctl:
+    settings:
+      max: 524288
+      buckets: 131072
+      tcp_timeout_established: 1d
+      tcp_timeout_close_wait: 1h
+    persist: true
+
+- name: Shorter UDP timeouts inside a container's network namespace (per-namespace knobs only)
+  netfilter.conntrack.conntrack_sysctl:
+    namespace: blue
+    settings:
+      udp_timeout: 30s
+      udp_timeout_stream: 2m
+
+- name: Prepare the next boot only, without touching the running kernel
+  netfilter.conntrack.conntrack_sysctl:
+    name: hashsize
+    value: 262144
+    apply: false
+    persist: true
+
+- name: List the knobs this kernel has, with their values
+  netfilter.conntrack.conntrack_sysctl:
+  register: knobs
+
+- name: Forget the persisted hash size (the running value stays)
+  netfilter.conntrack.conntrack_sysctl:
+    name: buckets
+    state: absent
+
+- name: Remove every file this module persisted
+  netfilter.conntrack.conntrack_sysctl:
+    state: absent
+
+- name: Lower the limit below the current number of entries (new flows are dropped until it drains)
+  netfilter.conntrack.conntrack_sysctl:
+    name: max
+    value: 65536
+    force: true
+'''
+
+RETURN = r'''
+settings:
+  description:
+    - Per knob, by full sysctl name, the value before and after, and whether it changed.
+    - In check mode C(new) is the value that would be written.
+  returned: when values were applied
+  type: dict
+  sample:
+    net.netfilter.nf_conntrack_max: {old: 262144, new: 524288, changed: true}
+    net.netfilter.nf_conntrack_tcp_timeout_established: {old: 432000, new: 86400, changed: true}
+files:
+  description: The files written and removed (or that would be, in check mode).
+  returned: always
+  type: dict
+  sample:
+    written: [/etc/sysctl.d/90-netfilter-conntrack.conf]
+    removed: []
+initial_namespace:
+  description: Whether the module ran in the initial network namespace, where global knobs are writable.
+  returned: always
+  type: bool
+  sample: true
+conntrack_module:
+  description: How the kernel provides nf_conntrack (V(builtin), V(loadable) or V(unknown)), or the O(conntrack_module) given.
+  returned: always
+  type: str
+  sample: builtin
+catalogue:
+  description: When no knob was given, every conntrack knob of this kernel with its type, range, scope and value.
+  returned: when neither O(name) nor O(settings) is given and O(state=present)
+  type: dict
+  sample:
+    max: {name: max, sysctl: net.netfilter.nf_conntrack_max, kind: count, scope: global, writable: true,
+          minimum: 0, maximum: 2147483647, unit: entries, value: 262144}
+diff:
+  description: Values in force and file contents before and after (also shown with C(--diff)).
+  returned: when something changed
+  type: list
+  elements: dict
+  sample:
+    - before_header: running kernel (before)
+      after_header: running kernel (after)
+      before: "net.netfilter.nf_conntrack_max = 262144\n"
+      after: "net.netfilter.nf_conntrack_max = 524288\n"
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
+    NAMESPACE_ARGSPEC,
+    ConntrackError,
+    run_in_namespace_or_fail,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type='str'),
+        value=dict(type='raw'),
+        settings=dict(type='dict'),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        apply=dict(type='bool', default=True),
+        persist=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+        sysctl_file=dict(type='path', default=_sysctl.DEFAULT_SYSCTL_FILE),
+        modprobe_file=dict(type='path', default=_sysctl.DEFAULT_MODPROBE_FILE),
+        modules_load_file=dict(type='path', default=_sysctl.DEFAULT_MODULES_LOAD_FILE),
+        conntrack_module=dict(type='str', default='auto', choices=['auto', 'builtin', 'loadable']),
+        load_module=dict(type='bool', default=False),
+    )
+    argument_spec.update(NAMESPACE_ARGSPEC)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[('name', 'settings')],
+        required_by={'value': 'name'},
+        supports_check_mode=True,
+    )
+    run_in_namespace_or_fail(module)
+
+    if module.params['load_module'] and not _sysctl.read_catalogue():
+        if _sysctl.conntrack_module_kind() == 'loadable' and not module.check_mode:
+            rc, out, err = module.run_command([module.get_bin_path('modprobe', required=True), 'nf_conntrack'])
+            if rc != 0:
+                module.fail_json(msg='modprobe nf_conntrack failed: %s' % (err or out).strip())
+
+    try:
+        manager = _sysctl.SysctlManager(module.params, initial_namespace=in_initial_namespace(),
+                                        namespace=module.params['namespace'])
+        result = manager.run(check_mode=module.check_mode)
+    except ConntrackError as exc:
+        module.fail_json(msg=exc.msg)
+
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not result.get('diff'):
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
