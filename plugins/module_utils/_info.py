@@ -176,11 +176,8 @@ def _parallel_dumps(requests, pred):
     A tuple filter without a family needs one dump per family, and each dump walks the whole
     table in the kernel (inside recv(), which releases the GIL): side by side the walks overlap.
     """
+    import queue
     import threading
-    try:
-        import queue
-    except ImportError:  # Python 2
-        import Queue as queue  # pylint: disable=import-error
 
     chunks = queue.Queue(maxsize=64)
     stop = threading.Event()
@@ -226,8 +223,7 @@ def _parallel_dumps(requests, pred):
             elif isinstance(item, ConntrackError):
                 raise item
             else:
-                for entry in item:
-                    yield entry
+                yield from item
     finally:
         stop.set()
         for thread in threads:
@@ -240,8 +236,7 @@ def stream_entries(backend, flt):
     if backend == 'netlink':
         requests = flt.kernel_requests()
         if len(requests) > 1:
-            for entry in _parallel_dumps(requests, pred):
-                yield entry
+            yield from _parallel_dumps(requests, pred)
             return
         with nl.Connection() as conn:
             for family, attrs in requests:
