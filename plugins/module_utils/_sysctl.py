@@ -273,7 +273,7 @@ def parse_value(knob, value):
         number = parse_duration(value, what=label)
     elif isinstance(value, bool):
         if knob.kind != 'bool':
-            raise ConntrackError('%s: %r is not a number: this knob counts %s' % (label, value, knob.unit or 'units'),
+            raise ConntrackError('%s: %s is not a number: this knob counts %s' % (label, str(value).lower(), knob.unit or 'units'),
                                  option='value')
         number = int(value)
     else:

@@ -38,7 +38,7 @@ extends_documentation_fragment:
 notes:
   - Persisted files are applied at boot in the initial network namespace only; a network namespace
     starts from the kernel defaults whenever it is created. So O(persist=true) and O(state=absent)
-    are refused inside a network namespace (O(namespace), or a host that is itself a namespace):
+    are refused inside a network namespace (O(namespace), or a host that is itself a namespace);
     set namespace values from whatever creates the namespace instead.
   - Supports check mode and diff mode.
 seealso:

@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters that size the conntrack table: nf_conntrack_max and the hash buckets.
+
+The kernel's own default (net/netfilter/nf_conntrack_core.c, nf_conntrack_init_start(),
+Linux 5.15 and later):
+
+    buckets = RAM / 16384 / sizeof(struct hlist_head)      (8 bytes on 64-bit, 4 on 32-bit)
+    if 64-bit and RAM > 4 GiB:  buckets = 262144
+    elif RAM > 1 GiB:           buckets = 65536
+    buckets = max(buckets, 1024)
+    max = buckets               (max_factor 1), or 8 * hashsize when hashsize was given
+
+The hash table is then rounded up to whole pages of bucket heads (nf_ct_alloc_hashtable),
+a multiple of 512 on 64-bit with 4 KiB pages. See docs/sizing.md for worked examples.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+GIB = 1024 ** 3
+_UNITS = {'b': 1, 'bytes': 1, 'k': 1024, 'kb': 1024, 'kib': 1024, 'm': 1024 ** 2, 'mb': 1024 ** 2, 'mib': 1024 ** 2,
+          'g': GIB, 'gb': GIB, 'gib': GIB}
+PAGE_SIZE = 4096
+
+
+def _int(value, what, minimum=0):
+    if isinstance(value, bool):
+        raise AnsibleFilterError('%s must be a whole number, got %r' % (what, value))
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError('%s must be a whole number, got %r' % (what, value))
+    if isinstance(value, float) and not value.is_integer():
+        raise AnsibleFilterError('%s must be a whole number, got %r' % (what, value))
+    if minimum is not None and number < minimum:
+        raise AnsibleFilterError('%s must be at least %d, got %d' % (what, minimum, number))
+    return number
+
+
+def _bytes(mem, unit):
+    factor = _UNITS.get(str(unit).lower())
+    if factor is None:
+        raise AnsibleFilterError('unit %r is not known: use B, KiB, MiB or GiB (ansible_memtotal_mb is MiB)' % (unit,))
+    return _int(mem, 'memory', minimum=1) * factor
+
+
+def _word(bits):
+    bits = _int(bits, 'bits', minimum=32)
+    if bits not in (32, 64):
+        raise AnsibleFilterError('bits must be 32 or 64, got %d' % bits)
+    return bits
+
+
+def conntrack_buckets_auto(mem, unit='B', bits=64):
+    """The hash size the kernel picks at boot for ``mem`` of RAM (no hashsize given)."""
+    total = _bytes(mem, unit)
+    bits = _word(bits)
+    buckets = total // 16384 // (bits // 8)
+    if bits >= 64 and total > 4 * GIB:
+        buckets = 262144
+    elif total > GIB:
+        buckets = 65536
+    return max(buckets, 1024)
+
+
+def conntrack_max_auto(mem, unit='B', bits=64, hashsize=None):
+    """The nf_conntrack_max the kernel picks at boot: the bucket count, or 8 x hashsize when one is given."""
+    if hashsize is not None:
+        return 8 * conntrack_round_buckets(_int(hashsize, 'hashsize', minimum=1), bits=bits)
+    return conntrack_buckets_auto(mem, unit=unit, bits=bits)
+
+
+def conntrack_max_per_core(cpus, per_core=32768, min=131072):  # pylint: disable=redefined-builtin
+    """kube-proxy's policy: max(per_core * cpus, min); per_core 0 means "leave as is" and returns 0."""
+    cpus = _int(cpus, 'cpus', minimum=1)
+    per_core = _int(per_core, 'per_core', minimum=0)
+    minimum = _int(min, 'min', minimum=0)
+    if per_core == 0:
+        return 0
+    return max(per_core * cpus, minimum)
+
+
+def conntrack_round_buckets(buckets, bits=64, page_size=PAGE_SIZE):
+    """Round up as the kernel does: to whole pages of bucket heads (512 with 4 KiB pages, 64-bit)."""
+    buckets = _int(buckets, 'buckets', minimum=1)
+    step = _int(page_size, 'page_size', minimum=1) // (_word(bits) // 8)
+    return ((buckets + step - 1) // step) * step
+
+
+def conntrack_buckets(max_entries, ratio=1, bits=64, page_size=PAGE_SIZE, minimum=1024):
+    """Buckets for a table of ``max_entries``: ceil(max / ratio), at least ``minimum``, rounded like the kernel.
+
+    ratio 1 is the kernel's own default (average chain of 2, each entry is hashed twice);
+    ratio 4 is what kube-proxy sets (hashsize = max / 4); 8 is the old kernel default.
+    """
+    max_entries = _int(max_entries, 'max', minimum=1)
+    ratio = _int(ratio, 'ratio', minimum=1)
+    buckets = (max_entries + ratio - 1) // ratio
+    buckets = max(buckets, _int(minimum, 'minimum', minimum=1))
+    return conntrack_round_buckets(buckets, bits=bits, page_size=page_size)
+
+
+def conntrack_clamp(value, lower=None, upper=None):
+    """``value`` limited to [lower, upper]; either bound may be omitted (None)."""
+    value = _int(value, 'value', minimum=None)
+    if lower is not None and upper is not None and _int(lower, 'lower', None) > _int(upper, 'upper', None):
+        raise AnsibleFilterError('lower (%s) is greater than upper (%s)' % (lower, upper))
+    if lower is not None:
+        value = max(value, _int(lower, 'lower', None))
+    if upper is not None:
+        value = min(value, _int(upper, 'upper', None))
+    return value
+
+
+def conntrack_memory(max_entries, buckets=None, entry_size=320, bits=64):
+    """Bytes of kernel memory a full table needs: max * entry_size + buckets * pointer size.
+
+    entry_size: the nf_conntrack slab object (256 bytes on Linux 6.18 x86_64, /proc/slabinfo) plus
+    room for extensions (NAT, accounting, timestamps, labels); 320 is this project's planning figure.
+    """
+    max_entries = _int(max_entries, 'max', minimum=0)
+    entry_size = _int(entry_size, 'entry_size', minimum=1)
+    buckets = max_entries if buckets is None else _int(buckets, 'buckets', minimum=0)
+    return max_entries * entry_size + buckets * (_word(bits) // 8)
+
+
+class FilterModule(object):
+    """Sizing helpers for nf_conntrack_max and the hash table."""
+
+    def filters(self):
+        return {
+            'conntrack_buckets_auto': conntrack_buckets_auto,
+            'conntrack_max_auto': conntrack_max_auto,
+            'conntrack_max_per_core': conntrack_max_per_core,
+            'conntrack_buckets': conntrack_buckets,
+            'conntrack_round_buckets': conntrack_round_buckets,
+            'conntrack_clamp': conntrack_clamp,
+            'conntrack_memory': conntrack_memory,
+        }

@@ -1,0 +1,92 @@
+"""Unit tests of the sizing filters, checked against the kernel's formula and the docs' worked examples."""
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netfilter.conntrack.plugins.filter import sizing
+
+MIB = 1024 ** 2
+GIB = 1024 ** 3
+
+
+@pytest.mark.parametrize('mem,expected', [
+    (64 * MIB, 1024),          # 64 MiB / 16384 / 8 = 512 -> floor 1024
+    (256 * MIB, 2048),
+    (512 * MIB, 4096),
+    (GIB, 8192),               # exactly 1 GiB is not "above 1 GiB"
+    (GIB + 4096, 65536),
+    (4 * GIB, 65536),          # exactly 4 GiB: still the 1-4 GiB branch
+    (4 * GIB + 4096, 262144),
+    (24 * GIB, 262144),
+    (1024 * GIB, 262144),
+])
+def test_kernel_default_buckets(mem, expected):
+    assert sizing.conntrack_buckets_auto(mem) == expected
+    assert sizing.conntrack_max_auto(mem) == expected
+
+
+def test_units_and_32_bit():
+    assert sizing.conntrack_buckets_auto(2048, unit='MiB') == 65536
+    assert sizing.conntrack_buckets_auto(2, unit='GiB') == 65536
+    assert sizing.conntrack_buckets_auto(8, unit='GiB', bits=32) == 65536
+    assert sizing.conntrack_buckets_auto(512, unit='MiB', bits=32) == 8192
+
+
+def test_max_with_hashsize_is_eight_times():
+    assert sizing.conntrack_max_auto(24, unit='GiB', hashsize=65536) == 524288
+    assert sizing.conntrack_max_auto(24, unit='GiB', hashsize=1000) == 8 * 1024  # rounded to 512 first
+
+
+@pytest.mark.parametrize('cpus,kw,expected', [
+    (1, {}, 131072), (2, {}, 131072), (4, {}, 131072), (8, {}, 262144), (16, {}, 524288),
+    (8, dict(per_core=131072), 1048576), (2, dict(min=0), 65536), (64, dict(per_core=0), 0),
+])
+def test_per_core(cpus, kw, expected):
+    assert sizing.conntrack_max_per_core(cpus, **kw) == expected
+
+
+@pytest.mark.parametrize('max_entries,kw,expected', [
+    (1000000, dict(ratio=4), 250368), (524288, {}, 524288), (1000, {}, 1024), (131072, dict(ratio=8), 16384),
+    (100000, dict(minimum=1), 100352),
+])
+def test_buckets(max_entries, kw, expected):
+    assert sizing.conntrack_buckets(max_entries, **kw) == expected
+    assert expected % 512 == 0
+
+
+def test_round_buckets():
+    assert sizing.conntrack_round_buckets(100000) == 100352
+    assert sizing.conntrack_round_buckets(512) == 512
+    assert sizing.conntrack_round_buckets(1) == 512
+    assert sizing.conntrack_round_buckets(1, bits=32) == 1024
+
+
+def test_clamp_and_memory():
+    assert sizing.conntrack_clamp(5000, 65536, 1048576) == 65536
+    assert sizing.conntrack_clamp(5000000, upper=2097152) == 2097152
+    assert sizing.conntrack_clamp(70000) == 70000
+    assert sizing.conntrack_memory(1048576) == 343932928
+    assert sizing.conntrack_memory(262144, buckets=65536, entry_size=256) == 262144 * 256 + 65536 * 8
+
+
+@pytest.mark.parametrize('call,fragment', [
+    (lambda: sizing.conntrack_buckets_auto('lots'), 'whole number'),
+    (lambda: sizing.conntrack_buckets_auto(-1), 'at least 1'),
+    (lambda: sizing.conntrack_buckets_auto(1, unit='TB'), "unit 'TB'"),
+    (lambda: sizing.conntrack_buckets_auto(1024, bits=48), 'bits must be 32 or 64'),
+    (lambda: sizing.conntrack_max_per_core(0), 'cpus must be at least 1'),
+    (lambda: sizing.conntrack_max_per_core(True), 'whole number'),
+    (lambda: sizing.conntrack_buckets(1000, ratio=0), 'ratio must be at least 1'),
+    (lambda: sizing.conntrack_buckets(2.5), 'whole number'),
+    (lambda: sizing.conntrack_clamp(1, 10, 5), 'greater than upper'),
+])
+def test_bad_input(call, fragment):
+    with pytest.raises(AnsibleFilterError) as exc:
+        call()
+    assert fragment in str(exc.value)
+
+
+def test_filter_names():
+    names = sizing.FilterModule().filters()
+    assert all(name.startswith('conntrack_') for name in names)
+    assert set(names) >= {'conntrack_max_auto', 'conntrack_max_per_core', 'conntrack_buckets', 'conntrack_clamp'}
