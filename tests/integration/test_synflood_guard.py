@@ -10,12 +10,9 @@ the test skipped, while other namespaces' tables are busy) and then the server a
 """
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
@@ -25,8 +22,6 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
 
 import synflood  # noqa: E402
 
-ANSIBLE_PLAYBOOK = os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook')
-COLLECTIONS = os.path.join(ROOT, 'build', 'src')
 PORT = synflood.PORT
 LOWERED_MAX = 4096
 KNOBS = ('nf_conntrack_tcp_loose', 'nf_conntrack_tcp_timeout_syn_sent', 'nf_conntrack_tcp_timeout_syn_recv')
@@ -37,41 +32,21 @@ pytestmark = [
                        reason='needs hping3 and nft'),
 ]
 
-PLAYBOOK = """
-- name: Apply synflood_guard to the lab server
-  hosts: flood
-  gather_facts: false
-  roles:
-    - role: netfilter.conntrack.synflood_guard
-"""
-
-
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp('synflood'))
     with synflood.FloodLab() as flood_lab:
-        flood_lab.inventory = flood_lab.write_inventory(directory)
-        flood_lab.playbook = os.path.join(directory, 'play.yml')
-        with open(flood_lab.playbook, 'w') as handle:
-            handle.write(PLAYBOOK)
+        flood_lab.workdir = directory
         yield flood_lab
-        run_role(flood_lab, synflood_guard_state='absent', check=False)
+        flood_lab.apply_role(directory, check=False, synflood_guard_state='absent')
 
 
 def run_role(lab, check=True, **variables):
     """Run the role on the lab server; return (rc, output, recap dict)."""
-    base = {'synflood_guard_persist': False, 'synflood_guard_ports': [PORT]}
-    base.update(variables)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-               ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_STDOUT_CALLBACK='default')
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', lab.inventory, lab.playbook, '-e', json.dumps(base)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                          cwd=ROOT, timeout=300)
-    match = re.search(r'^server\s+:\s+(.*)$', proc.stdout, re.M)
-    recap = dict((key, int(val)) for key, val in re.findall(r'(\w+)=(\d+)', match.group(1))) if match else {}
+    rc, out, recap = lab.apply_role(lab.workdir, check=False, **variables)
     if check:
-        assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc.returncode, proc.stdout, recap
+        assert rc == 0, out[-6000:]
+    return rc, out, recap
 
 
 def knobs(lab):

@@ -32,6 +32,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -47,6 +49,15 @@ import globallock  # noqa: E402
 PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
 if not os.path.exists(PYTHON):
     PYTHON = sys.executable
+
+ANSIBLE_PLAYBOOK = os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook')
+COLLECTIONS = os.path.join(ROOT, 'build', 'src')  # tests/conftest.py links the work tree there
+ROLE_PLAYBOOK = '''- name: Apply synflood_guard to the lab server
+  hosts: flood
+  gather_facts: false
+  roles:
+    - role: netfilter.conntrack.synflood_guard
+'''
 
 PREFIX = 'ctsf'
 SERVER_IP = '192.0.2.10'
@@ -170,6 +181,10 @@ FIREWALL = '''table inet lab {
     }
 }
 '''
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 class LabError(Exception):
@@ -297,6 +312,12 @@ class FloodLab(object):
 
     # -- life cycle ------------------------------------------------------------------------------
     def __enter__(self):
+        # `timeout`/kill send SIGTERM, whose default action skips every finally block: make it an exception
+        # so the namespaces, processes and the global max are restored.
+        self._sigterm = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate)
         try:
             self.setup()
         except BaseException:
@@ -305,7 +326,11 @@ class FloodLab(object):
         return self
 
     def __exit__(self, *exc):
-        self.teardown()
+        try:
+            self.teardown()
+        finally:
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
 
     def namespaces(self):
         return [self.switch, self.server, self.attacker, self.client]
@@ -414,6 +439,32 @@ class FloodLab(object):
             handle.write('[%s]\nserver ansible_connection=local ansible_python_interpreter=%s netns=%s\n'
                          % (group, wrapper, self.server))
         return inventory
+
+    def apply_role(self, directory, check=True, **variables):
+        """Run the synflood_guard role on the server (collection from the work tree); return (rc, output, recap)."""
+        link = os.path.join(COLLECTIONS, 'ansible_collections', 'netfilter', 'conntrack')
+        if not os.path.islink(link):  # as tests/conftest.py does
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            try:
+                os.symlink(ROOT, link)
+            except FileExistsError:
+                pass
+        inventory = self.write_inventory(directory)
+        playbook = os.path.join(directory, 'synflood_guard.yml')
+        with open(playbook, 'w') as handle:
+            handle.write(ROLE_PLAYBOOK)
+        base = {'synflood_guard_persist': False, 'synflood_guard_ports': [self.port]}
+        base.update(variables)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_STDOUT_CALLBACK='default')
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', inventory, playbook, '-e', json.dumps(base)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                              cwd=ROOT, timeout=300)
+        match = re.search(r'^server\s+:\s+(.*)$', proc.stdout, re.M)
+        recap = dict((key, int(val)) for key, val in re.findall(r'(\w+)=(\d+)', match.group(1))) if match else {}
+        if check and proc.returncode != 0:
+            raise LabError('the role failed (rc=%d):\n%s' % (proc.returncode, proc.stdout[-6000:]))
+        return proc.returncode, proc.stdout, recap
 
     # -- kernel state ----------------------------------------------------------------------------
     def count(self):
