@@ -560,8 +560,9 @@ class SysctlManager(object):
         apply = params.get('apply', True)
         persist = params.get('persist', False)
         catalogue = self.catalogue
+        items = self.requested()
         if not catalogue:
-            if state == 'present' and apply:
+            if items and state == 'present' and apply:
                 raise ConntrackError(
                     'nf_conntrack is not loaded in this kernel (no %s/nf_conntrack_* files); load it first '
                     '(load_module: true) or persist only with apply: false' % self.netfilter_dir)
@@ -572,7 +573,6 @@ class SysctlManager(object):
                 'namespace only (a network namespace starts from the kernel defaults every time it is '
                 'created); set the values with persist: false from whatever creates the namespace, or run '
                 'the task on the host without namespace')
-        items = self.requested()
         if state == 'present' and params.get('name') and params.get('value') is None:
             raise ConntrackError('name=%s needs a value (state=present)' % params['name'], option='value')
         plan = []
@@ -709,7 +709,7 @@ class SysctlManager(object):
                 desired[modprobe_file] = render_modprobe_text(buckets[0])
             desired[modules_load_file] = render_modules_load_text()
         elif self.module_kind == 'builtin':
-            if buckets:
+            if buckets and render_sysctl_text(values) != old_text:
                 self.warnings.append(
                     'nf_conntrack is built into this kernel: modprobe.d options are never read, so the hash size '
                     'is persisted as net.netfilter.nf_conntrack_buckets in %s (applied at boot by systemd-sysctl); '
