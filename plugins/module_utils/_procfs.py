@@ -215,8 +215,15 @@ def entries(path=TABLE_FILE):
     return generate()
 
 
+_EXPECT_FLAGS = ('PERMANENT', 'INACTIVE', 'USERSPACE')
+
+
 def expectations(path=EXPECT_FILE):
-    """The expect table as /proc/net/nf_conntrack_expect shows it (timeout, proto, tuple, helper)."""
+    """The expect table as /proc/net/nf_conntrack_expect shows it (timeout, family, tuple, flags, helper).
+
+    A line is ``<timeout> l3proto = <af> proto=<num> <tuple> [PERMANENT,INACTIVE,USERSPACE] [helper[/policy]]``
+    (nf_conntrack_expect.c, exp_seq_show); IPv6 addresses are printed fully expanded.
+    """
     text = read_text(path)
     if text is None:
         return None
@@ -225,34 +232,33 @@ def expectations(path=EXPECT_FILE):
         fields = line.split()
         if not fields:
             continue
-        exp = {}
+        exp = {'flags': []}
         try:
             exp['timeout'] = int(fields[0])
         except ValueError:
             exp['timeout'] = fields[0]
+        rest = fields[1:]
+        if len(rest) >= 3 and rest[0] == 'l3proto' and rest[1] == '=':
+            exp['family'] = nl.FAMILY_NAMES.get(int(rest[2]), rest[2]) if rest[2].isdigit() else rest[2]
+            rest = rest[3:]
         tup = {}
-        for token in fields[1:]:
+        words = []
+        for token in rest:
             key, sep, value = token.partition('=')
             if not sep:
-                if token in ('ipv4', 'ipv6'):
-                    exp['family'] = token
-                elif token in ('PERMANENT', 'INACTIVE', 'USERSPACE'):
-                    exp.setdefault('flags', []).append(token)
-                elif token.startswith('proto=') or token.isdigit():
-                    continue
+                if all(flag in _EXPECT_FLAGS for flag in token.split(',')):
+                    exp['flags'].extend(token.split(','))
                 else:
-                    exp.setdefault('_words', []).append(token)
-                continue
-            if key == 'proto':
+                    words.append(token)
+            elif key == 'proto':
                 tup['protonum'] = int(value)
                 tup['proto'] = nl.PROTO_NAMES.get(int(value), value)
             elif key in ('src', 'dst'):
                 tup[key] = _norm_addr(exp.get('family', 'ipv4'), value)
-            elif key in ('sport', 'dport'):
-                tup[key] = int(value)
-        words = exp.pop('_words', [])
+            elif key in _KEYS and key not in ('packets', 'bytes'):
+                tup[_KEYS[key]] = int(value)
         if words:
-            exp['helper'] = words[-1]
+            exp['helper'] = words[-1].split('/', 1)[0]
         exp['tuple'] = tup
         out.append(exp)
     return out
