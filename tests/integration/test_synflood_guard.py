@@ -92,7 +92,6 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize('variables,message', BAD_INPUTS, ids=[str(i) for i in range(len(BAD_INPUTS))])
 def test_bad_input_fails_before_any_change(lab, variables, message):
-    run_role(lab, synflood_guard_state='absent')
     before = (knobs(lab), ruleset(lab), lab_table(lab))
     rc, out, recap = run_role(lab, check=False, **variables)
     assert rc != 0

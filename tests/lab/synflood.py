@@ -51,7 +51,8 @@ if not os.path.exists(PYTHON):
     PYTHON = sys.executable
 
 ANSIBLE_PLAYBOOK = os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook')
-COLLECTIONS = os.path.join(ROOT, 'build', 'src')  # tests/conftest.py links the work tree there
+# tests/conftest.py links the work tree there; SYNFLOOD_COLLECTIONS_PATH overrides (e.g. an installed copy)
+COLLECTIONS = os.environ.get('SYNFLOOD_COLLECTIONS_PATH') or os.path.join(ROOT, 'build', 'src')
 ROLE_PLAYBOOK = '''- name: Apply synflood_guard to the lab server
   hosts: flood
   gather_facts: false
@@ -443,7 +444,7 @@ class FloodLab(object):
     def apply_role(self, directory, check=True, **variables):
         """Run the synflood_guard role on the server (collection from the work tree); return (rc, output, recap)."""
         link = os.path.join(COLLECTIONS, 'ansible_collections', 'netfilter', 'conntrack')
-        if not os.path.islink(link):  # as tests/conftest.py does
+        if not os.path.exists(link):  # as tests/conftest.py does
             os.makedirs(os.path.dirname(link), exist_ok=True)
             try:
                 os.symlink(ROOT, link)
