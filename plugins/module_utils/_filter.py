@@ -284,6 +284,13 @@ class Filter(object):
         tup = {}
         src = self.nets.get(prefix + 'src')
         dst = self.nets.get(prefix + 'dst')
+        if family != 'ipv4':
+            # Linux (6.18 included) inverts the IPv6 address comparison of CTA_FILTER
+            # (ctnetlink_filter_match_tuple: `!ipv6_addr_cmp(...)` skips the EQUAL entries): a dump
+            # with an IPv6 src/dst filter returns every entry except the wanted ones, and a kernel-side
+            # flush would delete every entry except them. IPv6 addresses are compared in Python only
+            # (measured; see tests/integration/test_filter_kernel.py).
+            src = dst = None
         if src is not None and src.host:
             flags |= nl.FILTER_IP_SRC
             tup['src'] = src.text
@@ -357,8 +364,8 @@ class Filter(object):
             return False
         if any(k.startswith('reply_') for k in self.given):
             return False
-        if any(not net.host for net in self.nets.values()):
-            return False
+        if any(not net.host or net.family != 'ipv4' for net in self.nets.values()):
+            return False  # CIDRs, and IPv6 addresses (the kernel's IPv6 tuple filter is inverted)
         if self.ports and self.protonum not in KERNEL_PORT_PROTOS:
             return False
         return True

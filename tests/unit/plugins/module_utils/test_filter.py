@@ -386,10 +386,21 @@ def test_proto_alone_is_a_tuple_filter_per_family():
 
 
 def test_host_addresses_set_the_family():
-    got = requests(src='2001:db8::1', dst='2001:db8::2', proto='tcp', sport=1, dport=2)
-    assert got == [{'family': AF_INET6,
-                    'orig': {'src': '2001:db8::1', 'dst': '2001:db8::2', 'protonum': 6, 'sport': 1, 'dport': 2},
+    got = requests(src='192.0.2.1', dst='198.51.100.2', proto='tcp', sport=1, dport=2)
+    assert got == [{'family': AF_INET,
+                    'orig': {'src': '192.0.2.1', 'dst': '198.51.100.2', 'protonum': 6, 'sport': 1, 'dport': 2},
                     'orig_flags': IP_SRC | IP_DST | PROTO_NUM | SRC_PORT | DST_PORT, 'reply_flags': 0}]
+
+
+def test_ipv6_addresses_are_filtered_in_python_only():
+    """The kernel's IPv6 address tuple filter is inverted (returns all BUT the address), measured on 6.18:
+    tests/integration/test_filter_kernel.py::test_ipv6_address_filter_is_inverted_in_the_kernel."""
+    got = requests(src='2001:db8::1', dst='2001:db8::2', proto='tcp', sport=1, dport=2)
+    assert got == [{'family': AF_INET6, 'orig': {'protonum': 6, 'sport': 1, 'dport': 2},
+                    'orig_flags': PROTO_NUM | SRC_PORT | DST_PORT, 'reply_flags': 0}]
+    assert requests(src='2001:db8::1') == [{'family': AF_INET6}]
+    assert Filter.from_params({'src': '2001:db8::1'}).kernel_exact is False
+    assert Filter.from_params({'src': '2001:db8::1'}).match({'family': 'ipv6', 'src': '2001:db8::1'})
 
 
 def test_cidr_is_filtered_in_python_only():
