@@ -219,10 +219,8 @@ def resolve(name, catalogue):
     short = short_name(name)
     knob = catalogue.get(short)
     if knob is None:
-        raise ConntrackError(
-            'unknown conntrack knob %r: this kernel has %s' % (name, ', '.join(sorted(catalogue)) or 'none '
-                                                                  '(nf_conntrack is not loaded)'),
-            option='name')
+        known = ', '.join(sorted(catalogue)) or 'none (nf_conntrack is not loaded)'
+        raise ConntrackError('unknown conntrack knob %r: this kernel has %s' % (name, known), option='name')
     return knob
 
 

@@ -32,7 +32,7 @@ description:
   - When no knob is given the module changes nothing and returns the catalogue of knobs with their
     values in force.
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack.namespace
 notes:

@@ -41,7 +41,7 @@ def run_module(args, check_mode=False, diff=True, tmp=None):
     with open(path, 'w') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': payload}, handle)
     try:
-        proc = subprocess.run([PY, '-m', MODULE, path], capture_output=True, text=True, timeout=60,
+        proc = subprocess.run([PY, '-m', MODULE, path], capture_output=True, text=True, timeout=60, check=False,
                               env=dict(os.environ, PYTHONPATH=SRC), cwd='/')
     finally:
         os.unlink(path)
