@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -72,13 +73,16 @@ def listing(ns, *args):
 # --- entries: the same fields conntrack -L -o extended shows ------------------------------------------------
 
 def test_entries_equal_conntrack_extended_field_by_field(table):
+    start = time.monotonic()
     result = ok({'entries': True, 'limit': 0})
     theirs = listing(table)
+    slack = int(time.monotonic() - start) + 2  # timeouts tick between the two reads
     assert result['matched'] == len(theirs) == len(result['entries']) == result['count']
     by_key = dict((conntrack_text.key_of(e), e) for e in theirs)
     assert sorted(by_key) == sorted(conntrack_text.key_of(e) for e in result['entries'])
     for entry in result['entries']:
-        assert conntrack_text.differences(entry, by_key[conntrack_text.key_of(entry)], timeout_slack=5) == [], entry
+        assert conntrack_text.differences(entry, by_key[conntrack_text.key_of(entry)], timeout_slack=slack) == [], \
+            entry
     protos = set((e['family'], e['proto']) for e in result['entries'])
     # real traffic and netlink-inserted entries both present
     assert {('ipv4', 'icmp'), ('ipv6', 'icmpv6'), ('ipv6', 'tcp'), ('ipv4', 'udp'), ('ipv4', 'sctp'),
