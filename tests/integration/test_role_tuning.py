@@ -19,6 +19,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'lab'))
+
+from lab import Lab  # noqa: E402
 from test_conntrack_sysctl import BUCKETS, MAX, ns_read, read, restored  # noqa: E402
 
 PY = os.path.join(ROOT, '.venv', 'bin', 'python')
@@ -29,30 +32,20 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (network n
 
 @pytest.fixture(scope='module')
 def fleet(tmp_path_factory):
-    """Three namespace hosts plus the VM itself ('vm', initial namespace) in one inventory."""
+    """The project's lab (tests/lab/lab.py) with prefix ctsy: three namespace hosts h1..h3, always removed;
+    plus a second inventory with the VM itself ('vm', initial namespace)."""
     directory = tmp_path_factory.mktemp('tuning')
-    tag = uuid.uuid4().hex[:4]
-    hosts = ['ctsy-%s-h%d' % (tag, i) for i in range(1, 4)]
-    lines = ['[lab]']
-    try:
-        for name in hosts:
-            subprocess.run(['ip', 'netns', 'add', name], check=True)
-            wrapper = directory / ('python-' + name)
-            wrapper.write_text('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (name, PY))
-            wrapper.chmod(0o755)
-            lines.append('%s ansible_connection=local ansible_python_interpreter=%s' % (name, wrapper))
-        lines += ['[host]', 'vm ansible_connection=local ansible_python_interpreter=%s' % PY]
-        inventory = directory / 'inventory.ini'
-        inventory.write_text('\n'.join(lines) + '\n')
-        yield dict(hosts=hosts, inventory=str(inventory), dir=directory)
-    finally:
-        for name in hosts:
-            subprocess.run(['ip', 'netns', 'del', name], check=False)
+    vm_inventory = directory / 'vm.ini'
+    vm_inventory.write_text('[host]\nvm ansible_connection=local ansible_python_interpreter=%s\n' % PY)
+    with Lab(prefix='ctsy', hosts=3) as lab:
+        yield dict(hosts=list(lab.hosts), ns=dict((h, lab.namespace(h)) for h in lab.hosts),
+                   inventory=lab.inventory_path, vm_inventory=str(vm_inventory), dir=directory)
 
 
 def play(fleet, limit, *extra, playbook=PLAYBOOK, check=False, **variables):
     """Run a playbook; return (rc, output, {host: changed count}, {host: failed count})."""
-    cmd = [os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', fleet['inventory'], '-l', limit, playbook,
+    inventory = fleet['vm_inventory'] if limit == 'vm' else fleet['inventory']
+    cmd = [os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', inventory, '-l', limit, playbook,
            '-e', json.dumps(variables)] + list(extra)
     if check:
         cmd += ['--check', '--diff']
@@ -77,9 +70,9 @@ def test_kubernetes_profile_on_the_lab_twice(fleet):
     assert rc == 0, out[-5000:]
     assert all(changed[h] >= 1 for h in fleet['hosts']), changed
     for host in fleet['hosts']:
-        assert ns_read(host, 'nf_conntrack_tcp_timeout_established') == 86400
-        assert ns_read(host, 'nf_conntrack_tcp_timeout_close_wait') == 3600
-        assert ns_read(host, 'nf_conntrack_udp_timeout') == 45
+        assert ns_read(fleet['ns'][host], 'nf_conntrack_tcp_timeout_established') == 86400
+        assert ns_read(fleet['ns'][host], 'nf_conntrack_tcp_timeout_close_wait') == 3600
+        assert ns_read(fleet['ns'][host], 'nf_conntrack_udp_timeout') == 45
     assert 'skipped (network namespace)' in out and 'boot-time files apply to the' in out
     rc, out, changed, failed = play(fleet, lab_limit(fleet), tuning_timeouts_profile='kubernetes',
                                     tuning_timeouts={'udp_timeout': 45})
@@ -88,28 +81,28 @@ def test_kubernetes_profile_on_the_lab_twice(fleet):
 
 
 def test_check_mode_changes_nothing_on_the_lab(fleet):
-    before = [ns_read(h, 'nf_conntrack_tcp_timeout_established') for h in fleet['hosts']]
+    before = [ns_read(fleet['ns'][h], 'nf_conntrack_tcp_timeout_established') for h in fleet['hosts']]
     rc, out, changed, failed = play(fleet, lab_limit(fleet), check=True, tuning_timeouts_profile='nat_gateway')
     assert rc == 0, out[-5000:]
     assert '+net.netfilter.nf_conntrack_tcp_timeout_established = 7440' in out
-    assert [ns_read(h, 'nf_conntrack_tcp_timeout_established') for h in fleet['hosts']] == before
+    assert [ns_read(fleet['ns'][h], 'nf_conntrack_tcp_timeout_established') for h in fleet['hosts']] == before
 
 
 def test_refuses_max_below_the_count(fleet):
     host = fleet['hosts'][0]
     for i in range(5):
-        subprocess.run(['ip', 'netns', 'exec', host, 'conntrack', '-I', '-p', 'udp', '-s', '198.51.100.1',
+        subprocess.run(['ip', 'netns', 'exec', fleet['ns'][host], 'conntrack', '-I', '-p', 'udp', '-s', '198.51.100.1',
                         '-d', '198.51.100.%d' % (i + 2), '--sport', '1000', '--dport', '53', '-t', '120', '-u',
                         'SEEN_REPLY'], check=True, capture_output=True)
     try:
-        before = ns_read(host, 'nf_conntrack_udp_timeout')
+        before = ns_read(fleet['ns'][host], 'nf_conntrack_udp_timeout')
         rc, out, changed, failed = play(fleet, host, tuning_max=3, tuning_timeouts={'udp_timeout': 99})
         assert rc != 0 and failed.get(host) == 1
         assert 'refusing nf_conntrack_max 3: the table holds 5 entries' in out
         assert 'tuning_force_lower: true' in out
-        assert ns_read(host, 'nf_conntrack_udp_timeout') == before  # refused before anything changed
+        assert ns_read(fleet['ns'][host], 'nf_conntrack_udp_timeout') == before  # refused before anything changed
     finally:
-        subprocess.run(['ip', 'netns', 'exec', host, 'conntrack', '-F'], capture_output=True, check=False)
+        subprocess.run(['ip', 'netns', 'exec', fleet['ns'][host], 'conntrack', '-F'], capture_output=True, check=False)
 
 
 @pytest.mark.parametrize('variables,fragment', [
@@ -127,11 +120,11 @@ def test_refuses_max_below_the_count(fleet):
 ])
 def test_bad_input_is_refused_and_changes_nothing(fleet, variables, fragment):
     host = fleet['hosts'][1]
-    before = [ns_read(host, n) for n in ('nf_conntrack_udp_timeout', 'nf_conntrack_tcp_timeout_established')]
+    before = [ns_read(fleet['ns'][host], n) for n in ('nf_conntrack_udp_timeout', 'nf_conntrack_tcp_timeout_established')]
     rc, out, changed, failed = play(fleet, host, **variables)
     assert rc != 0 and failed.get(host) == 1, out[-3000:]
     assert fragment in out, out[-3000:]
-    assert [ns_read(host, n) for n in ('nf_conntrack_udp_timeout', 'nf_conntrack_tcp_timeout_established')] == before
+    assert [ns_read(fleet['ns'][host], n) for n in ('nf_conntrack_udp_timeout', 'nf_conntrack_tcp_timeout_established')] == before
 
 
 REPORT_PLAY = '''
