@@ -52,8 +52,8 @@ def test_recorded_table_matches_netlink_on_every_shown_field():
 
 V4 = ('ipv4     2 tcp      6 431999 ESTABLISHED src=192.0.2.1 dst=192.0.2.2 sport=48372 dport=21 packets=5 bytes=274 '
       'src=192.0.2.2 dst=192.0.2.1 sport=21 dport=48372 packets=4 bytes=282 [ASSURED] mark=0 zone=0 use=2')
-V6 = ('ipv6     10 udp      17 29 src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0001:0000:0000:0000:0000:00ff '
-      'sport=5353 dport=53 [UNREPLIED] src=2001:0db8:0001:0000:0000:0000:0000:00ff '
+V6 = ('ipv6     10 udp      17 29 src=2001:0db8:0000:0000:0000:0000:0000:0001 '
+      'dst=2001:0db8:0001:0000:0000:0000:0000:00ff sport=5353 dport=53 [UNREPLIED] src=2001:0db8:0001:0000:0000:0000:0000:00ff '
       'dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=53 dport=5353 mark=16 zone=3 use=2')
 ICMP = ('ipv4     2 icmp     1 29 src=198.51.100.9 dst=203.0.113.9 type=8 code=0 id=4242 src=203.0.113.9 '
         'dst=198.51.100.9 type=0 code=0 id=4242 mark=3 zone=0 use=2')
