@@ -114,6 +114,19 @@ SPECS = {
                              description='Memory for IPv6 reassembly the kernel shrinks back to.'),
 }
 
+# TCP-stack knobs that conntrack hardening depends on (SYNPROXY needs SYN cookies and, for its
+# timestamp option, TCP timestamps; a SYN backlog sized for floods). They live in net.ipv4 (and
+# apply to IPv6 too), per network namespace; the module manages them like the conntrack knobs.
+COMPANION_KNOBS = {
+    'tcp_syncookies': dict(kind='enum', minimum=0, maximum=2, unit=None,
+                           description='SYN cookies (net.ipv4): 0 off, 1 when the SYN backlog overflows, 2 always.'),
+    'tcp_timestamps': dict(kind='enum', minimum=0, maximum=2, unit=None,
+                           description='TCP timestamps (net.ipv4): 0 off, 1 on with random offsets, 2 on without.'),
+    'tcp_max_syn_backlog': dict(kind='count', minimum=1, maximum=INT_MAX, unit='connections',
+                                description='Half-open connections a listener queues (net.ipv4).'),
+}
+COMPANION_PREFIX = 'net.ipv4.'
+
 # Knobs kernels have had under /proc/sys/net/netfilter: the catalogue used when the
 # module is not loaded (persisting for later, apply: false).
 STATIC_KNOBS = (
@@ -132,7 +145,7 @@ STATIC_KNOBS = (
 
 def knob_spec(short):
     """Type, range and unit of a knob; timeouts are recognised by name, the rest is 'int'."""
-    spec = SPECS.get(short)
+    spec = SPECS.get(short) or COMPANION_KNOBS.get(short)
     if spec is not None:
         spec = dict(spec)
         if short == 'buckets':
@@ -147,10 +160,11 @@ def knob_spec(short):
 class Knob(object):
     """One conntrack sysctl as this kernel (and this namespace) has it."""
 
-    def __init__(self, short, path, writable=True, present=True):
+    def __init__(self, short, path, writable=True, present=True, companion=False):
         spec = knob_spec(short)
         self.short = short
-        self.sysctl = SYSCTL_PREFIX + PREFIX + short
+        self.companion = companion
+        self.sysctl = (COMPANION_PREFIX if companion else SYSCTL_PREFIX + PREFIX) + short
         self.path = path
         self.kind = spec['kind']
         self.minimum = spec['minimum']
@@ -188,6 +202,14 @@ def read_catalogue(netfilter_dir=NETFILTER_DIR):
         if not stat.S_ISREG(st.st_mode):
             continue
         catalogue[name[len(PREFIX):]] = Knob(name[len(PREFIX):], path, writable=bool(st.st_mode & 0o222))
+    ipv4_dir = os.path.join(os.path.dirname(netfilter_dir.rstrip('/')), 'ipv4')
+    for short in COMPANION_KNOBS:
+        path = os.path.join(ipv4_dir, short)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        catalogue[short] = Knob(short, path, writable=bool(st.st_mode & 0o222), companion=True)
     return catalogue
 
 
@@ -207,6 +229,8 @@ def short_name(name):
         text = text[len('.proc.sys.'):]
     if text == MAX_ALIAS:
         return 'max'
+    if text.startswith(COMPANION_PREFIX) and text[len(COMPANION_PREFIX):] in COMPANION_KNOBS:
+        return text[len(COMPANION_PREFIX):]
     if text.startswith(SYSCTL_PREFIX):
         text = text[len(SYSCTL_PREFIX):]
     if text.startswith(PREFIX):
@@ -539,7 +563,7 @@ class SysctlManager(object):
         self.module_kind = module_kind if kind == 'auto' and module_kind else (
             conntrack_module_kind() if kind == 'auto' else kind)
         self.catalogue = read_catalogue(netfilter_dir)
-        self.loaded = bool(self.catalogue)
+        self.loaded = any(not knob.companion for knob in self.catalogue.values())
 
     # -- input
     def requested(self):
@@ -559,7 +583,7 @@ class SysctlManager(object):
         persist = params.get('persist', False)
         catalogue = self.catalogue
         items = self.requested()
-        if not catalogue:
+        if not self.loaded:
             if items and state == 'present' and apply:
                 raise ConntrackError(
                     'nf_conntrack is not loaded in this kernel (no %s/nf_conntrack_* files); load it first '

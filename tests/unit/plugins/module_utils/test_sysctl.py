@@ -386,3 +386,30 @@ def test_module_kind(tmp_path):
     assert _sysctl.conntrack_module_kind(str(mods), str(sysmod)) == 'builtin'
     (sysmod / 'initstate').write_text('live\n')
     assert _sysctl.conntrack_module_kind(str(mods), str(sysmod), release='no-such-release') == 'unknown'
+
+
+def test_companion_tcp_knobs_are_in_the_catalogue(tmp_path):
+    netfilter = tmp_path / 'net' / 'netfilter'
+    ipv4 = tmp_path / 'net' / 'ipv4'
+    netfilter.mkdir(parents=True)
+    ipv4.mkdir(parents=True)
+    (netfilter / 'nf_conntrack_max').write_text('262144\n')
+    (ipv4 / 'tcp_syncookies').write_text('1\n')
+    (ipv4 / 'tcp_max_syn_backlog').write_text('2048\n')
+    catalogue = _sysctl.read_catalogue(str(netfilter))
+    assert catalogue['tcp_syncookies'].sysctl == 'net.ipv4.tcp_syncookies'
+    assert catalogue['tcp_syncookies'].scope == 'namespace' and catalogue['tcp_syncookies'].maximum == 2
+    assert catalogue['max'].sysctl == 'net.netfilter.nf_conntrack_max'
+    assert 'tcp_timestamps' not in catalogue  # only what this kernel has
+    assert _sysctl.short_name('net.ipv4.tcp_syncookies') == 'tcp_syncookies'
+    assert _sysctl.resolve('net.ipv4.tcp_max_syn_backlog', catalogue).short == 'tcp_max_syn_backlog'
+
+
+def test_companions_alone_do_not_count_as_conntrack_loaded(tmp_path):
+    netfilter = tmp_path / 'net' / 'netfilter'
+    ipv4 = tmp_path / 'net' / 'ipv4'
+    netfilter.mkdir(parents=True)
+    ipv4.mkdir(parents=True)
+    (ipv4 / 'tcp_syncookies').write_text('1\n')
+    manager = _sysctl.SysctlManager({'name': 'max', 'value': 1}, netfilter_dir=str(netfilter), module_kind='builtin')
+    assert not manager.loaded
