@@ -97,7 +97,8 @@ options:
     type: list
     elements: str
 notes:
-  - Family, mark and mask, zone, status and exact original-direction addresses, protocol, TCP/UDP ports and ICMP
-    fields are filtered by the kernel (Linux 5.8+); CIDR prefixes, states, reply-direction fields and the ports of
-    other protocols are filtered in Python while the table streams. Every condition is checked either way.
+  - Family, mark and mask, zone, status, IPv4 addresses of either direction, TCP/UDP ports of either direction
+    and ICMP fields are filtered by the kernel (Linux 5.8+); CIDR prefixes, IPv6 addresses (the kernel's IPv6
+    tuple match is inverted on Linux 6.18), states and the ports of other protocols are filtered in Python
+    while the table streams. Every condition is checked either way.
 '''

@@ -335,17 +335,14 @@ class Filter(object):
             # CTA_ZONE alone filters a dump by zone (with any family, AF_UNSPEC included); the
             # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
             common += nl.nla_be16(nl.CTA_ZONE, self.zone)
-        if not self._tuple_part('', self.family or 'ipv4')[0]:
+        if not (self._tuple_part('', self.family or 'ipv4')[0] or self._tuple_part('reply_', self.family or 'ipv4')[0]):
             # mark, status and zone filters work with AF_UNSPEC: one walk of the table for both families
             return [(FAMILIES[self.family] if self.family else 0, common)]
         families = [self.family] if self.family else ['ipv4', 'ipv6']
         requests = []
         for family in families:
             orig_flags, orig = self._tuple_part('', family)
-            # The reply direction is filtered in Python only: on Linux 6.18 a dump with reply-tuple
-            # flags parses the reply tuple with the orig flags, so a reply-only filter matched
-            # nothing (measured; see tests/integration/test_filter_kernel.py).
-            reply_flags, reply = 0, {}
+            reply_flags, reply = self._tuple_part('reply_', family)
             attrs = common
             if orig_flags or reply_flags:
                 if orig_flags:

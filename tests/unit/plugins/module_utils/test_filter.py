@@ -408,11 +408,17 @@ def test_cidr_is_filtered_in_python_only():
     assert requests(dst='2001:db8::/32', mark=1) == [{'family': AF_INET6, 'mark': 1, 'mark_mask': 0xffffffff}]
 
 
-def test_reply_fields_are_filtered_in_python_only():
-    """Reply-only CTA_FILTER flags match nothing on Linux 6.18 (tests/integration/test_filter_kernel.py)."""
-    assert requests(reply_src='192.0.2.1') == [{'family': AF_INET}]
+def test_reply_ipv4_addresses_and_ports_go_to_the_kernel():
+    """Reply-direction CTA_FILTER flags work for IPv4 addresses and TCP/UDP ports (test_filter_kernel.py)."""
+    got = requests(reply_src='192.0.2.1')
+    assert got == [{'family': AF_INET, 'reply': {'src': '192.0.2.1'}, 'orig_flags': 0, 'reply_flags': IP_SRC}]
     got = requests(proto='tcp', reply_sport=443)
-    assert all(r['reply_flags'] == 0 and 'reply' not in r for r in got)
+    assert [r['family'] for r in got] == [AF_INET, AF_INET6]
+    assert all(r['reply_flags'] == PROTO_NUM | SRC_PORT and r['reply'] == {'protonum': 6, 'sport': 443} for r in got)
+
+
+def test_reply_ipv6_addresses_stay_in_python():
+    assert requests(reply_src='2001:db8::1') == [{'family': AF_INET6}]
 
 
 @pytest.mark.parametrize('proto', ['sctp', 'dccp', 'udplite'])
