@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: conntrack_info against conntrack-tools and pyroute2 on the same table.
 
 One run builds a table of ``--entries`` (default 250,000) random entries, IPv4 and IPv6, in a
@@ -138,7 +137,7 @@ def interleaved(rounds, commands, **kwargs):
     """Median wall time and RSS of each of ``commands`` ({key: argv}), run in turn ``rounds`` times
     (A B C A B C ...), so that a change of load on the machine hits every command alike."""
     samples = dict((key, []) for key in commands)
-    for _ in range(rounds):
+    for _round in range(rounds):
         for key, argv in commands.items():
             s = measure(argv, **kwargs)
             if s.rc != 0:
@@ -254,7 +253,7 @@ def write_args(tmpdir, name, options):
 
 def check_module(ns, args_path, env, expected, what):
     """One untimed run with the output kept: the module succeeded and matched what conntrack counted."""
-    out = subprocess.run(in_ns(ns, [PYTHON, '-m', MODULE, args_path]), env=env, capture_output=True, text=True)
+    out = subprocess.run(in_ns(ns, [PYTHON, '-m', MODULE, args_path]), env=env, capture_output=True, text=True, check=False)
     try:
         result = json.loads(out.stdout)
     except ValueError:
@@ -332,7 +331,7 @@ def bench_adhoc(args, ns, tmpdir, inventory=None, host=None):
     for key, module in (('ping', 'ansible.builtin.ping'), ('conntrack_info', 'netfilter.conntrack.conntrack_info')):
         argv = [ANSIBLE, '-i', inventory, host, '-m', module]
         # warm-up (caches, .pyc files), and a check that the module really ran on the lab host
-        warm = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        warm = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         if warm.returncode != 0 or 'SUCCESS' not in warm.stdout:
             raise RuntimeError('%s failed: %s %s' % (' '.join(argv), warm.stdout[-2000:], warm.stderr[-2000:]))
         commands[key] = argv
@@ -405,9 +404,9 @@ def render(report):
     ]
     for r in report['rows']:
         base = r['conntrack']
-        for label, key in (('`conntrack -L`', 'conntrack'), ('conntrack_info listing', 'listing'),
-                           ('conntrack_info summary', 'summary'), ('pyroute2 `dump_entries()` ×2 families',
-                                                                     'pyroute2')):
+        readers = (('`conntrack -L`', 'conntrack'), ('conntrack_info listing', 'listing'),
+                   ('conntrack_info summary', 'summary'), ('pyroute2 `dump_entries()` ×2 families', 'pyroute2'))
+        for label, key in readers:
             cell = r[key]
             lines.append('| %s | %s | %s | %s | %s | %s |' % (
                 r['filter'], r['matched'], label, fmt_s(cell), fmt_ratio(cell, base),
@@ -435,7 +434,7 @@ def render(report):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--entries', type=int, default=250000)
     parser.add_argument('--seed', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=3)
@@ -451,7 +450,7 @@ def main():
             sys.exit('bench_info: %s not found' % tool)
 
     started = time.monotonic()
-    version = subprocess.run(['conntrack', '--version'], capture_output=True, text=True)
+    version = subprocess.run(['conntrack', '--version'], capture_output=True, text=True, check=False)
     meta = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'kernel': platform.release(), 'cpus': os.cpu_count(), 'python': platform.python_version(),
@@ -466,7 +465,7 @@ def main():
                 log('filling %d entries in %s' % (args.entries, ns))
                 fill = subprocess.run(in_ns(ns, [PYTHON, os.path.join(ROOT, 'tests', 'lab', 'tables.py'),
                                                  str(args.entries), str(args.seed)]),
-                                      capture_output=True, text=True)
+                                      capture_output=True, text=True, check=False)
                 if fill.returncode != 0:
                     raise SystemExit('filling the table failed: %s' % fill.stderr[-2000:])
                 meta['entries'] = table_count(ns)

@@ -62,7 +62,7 @@ options:
       - The full sysctl name (C(net.netfilter.nf_conntrack_max), C(net.nf_conntrack_max)), the file name
         (C(nf_conntrack_tcp_timeout_established)) or the short form (C(max), C(buckets), C(hashsize),
         C(tcp_timeout_established)).
-      - Three TCP-stack knobs that conntrack hardening depends on are managed the same way (per namespace):
+      - Three TCP-stack knobs that conntrack hardening depends on are managed the same way, per namespace,
         C(net.ipv4.tcp_syncookies) (SYNPROXY needs 1), C(net.ipv4.tcp_timestamps) and
         C(net.ipv4.tcp_max_syn_backlog), also by their short names.
     type: str

@@ -59,7 +59,7 @@ def netns(name, v4='192.0.2.1/24', v6='2001:db8::1/64'):
 def in_ns(ns, code, data=None, timeout=120):
     argv = ['ip', 'netns', 'exec', ns, PYTHON, '-c', PRELUDE + code] if ns else [PYTHON, '-c', PRELUDE + code]
     proc = subprocess.run(argv, input=json.dumps(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
+                          universal_newlines=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise AssertionError('python in %s failed (%d): %s' % (ns, proc.returncode, proc.stderr[-4000:]))
     return json.loads(proc.stdout) if proc.stdout.strip() else None
@@ -93,7 +93,7 @@ def run_module(name, args, namespace=None, check_mode=False, python=PYTHON, env=
         environ.update(env or {})
         proc = subprocess.run([python, os.path.join(ROOT, 'plugins', 'modules', name + '.py'), path],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              timeout=180, env=environ)
+                              timeout=180, env=environ, check=False)
     finally:
         os.unlink(path)
     try:

@@ -94,8 +94,8 @@ def test_table_covers_the_interesting_fields(dumps):
     # entries whose reply tuple is not the inverse of the original (as after NAT); the kernel keeps the
     # tuples but clears SRC_NAT/DST_NAT given without CTA_NAT_* (so there is no snat/dnat here: real NAT
     # entries are checked in test_conntrack_info.py and on recorded bytes)
-    odd = dict((e['src'], e) for e in entries if (e['src'], e.get('sport')) in (('192.0.2.250', 1111),
-                                                                                 ('2001:db8:9::1', 2222)))
+    wanted = (('192.0.2.250', 1111), ('2001:db8:9::1', 2222))
+    odd = dict((e['src'], e) for e in entries if (e['src'], e.get('sport')) in wanted)
     assert odd['192.0.2.250']['reply_src'] == '203.0.113.250' and odd['192.0.2.250']['reply_sport'] == 5353
     assert odd['2001:db8:9::1']['reply_dst'] == '2001:db8:9::99' and odd['2001:db8:9::1']['zone'] == 3
 

@@ -32,6 +32,7 @@ pytestmark = [
                        reason='needs hping3 and nft'),
 ]
 
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp('synflood'))

@@ -194,7 +194,7 @@ class LabError(Exception):
 
 def run(argv, check=True, timeout=60, **kwargs):
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          timeout=timeout, **kwargs)
+                          timeout=timeout, **kwargs, check=False)
     if check and proc.returncode != 0:
         raise LabError('%s failed (rc=%d): %s' % (' '.join(argv), proc.returncode, proc.stderr.strip()))
     return proc
@@ -406,7 +406,7 @@ class FloodLab(object):
         self.service = None
 
     def wait_reachable(self, tries=20):
-        for _ in range(tries):
+        for _attempt in range(tries):
             result = self.probe(attempts=1, interval=0.0, timeout=1.0)
             if result['ok'] == 1:
                 return
@@ -460,7 +460,7 @@ class FloodLab(object):
                    ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_STDOUT_CALLBACK='default')
         proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', inventory, playbook, '-e', json.dumps(base)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                              cwd=ROOT, timeout=300)
+                              cwd=ROOT, timeout=300, check=False)
         match = re.search(r'^server\s+:\s+(.*)$', proc.stdout, re.M)
         recap = dict((key, int(val)) for key, val in re.findall(r'(\w+)=(\d+)', match.group(1))) if match else {}
         if check and proc.returncode != 0:
@@ -585,7 +585,7 @@ class FloodLab(object):
 
 def main(argv=None):
     import argparse
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--max', type=int, default=None, help='lower the global max for the flood')
     parser.add_argument("--seconds", type=float, default=13)
     parser.add_argument('--generators', type=int, default=2)

@@ -123,8 +123,8 @@ def test_counters_and_timestamps_from_traffic():
 def test_dnat_entry():
     entry = find(proto='udp', family='ipv4')
     assert 'DST_NAT' in entry['status'] and 'SRC_NAT' not in entry['status']
-    assert (entry['dst'], entry['dport'], entry['reply_src'], entry['reply_sport']) == ('192.0.2.100', 5000,
-                                                                                         '192.0.2.1', 5001)
+    got = (entry['dst'], entry['dport'], entry['reply_src'], entry['reply_sport'])
+    assert got == ('192.0.2.100', 5000, '192.0.2.1', 5001)
     assert entry['dnat'] == {'from': '192.0.2.100', 'to': '192.0.2.1', 'from_port': 5000, 'to_port': 5001}
     assert 'snat' not in entry
 

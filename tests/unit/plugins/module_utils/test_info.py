@@ -152,8 +152,8 @@ def fake_proc(monkeypatch):
     monkeypatch.setattr(procfs, 'count', lambda: 5)
     monkeypatch.setattr(procfs, 'maximum', lambda: 200)
     monkeypatch.setattr(procfs, 'buckets', lambda: 64)
-    monkeypatch.setattr(procfs, 'stats_per_cpu', lambda: [dict(cpu=0, drop=2, early_drop=1),
-                                                           dict(cpu=1, drop=3, insert_failed=4)])
+    per_cpu = [dict(cpu=0, drop=2, early_drop=1), dict(cpu=1, drop=3, insert_failed=4)]
+    monkeypatch.setattr(procfs, 'stats_per_cpu', lambda: per_cpu)
     monkeypatch.setattr(procfs, 'sysctls', lambda: {'net.netfilter.nf_conntrack_max': 200})
     monkeypatch.setattr(procfs, 'kernel_facts', lambda initial: {'initial_namespace': initial})
     monkeypatch.setattr(procfs, 'entries', lambda: iter([dict(e) for e in TABLE]))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: a real SYN flood against a lab server, unprotected and after the synflood_guard role.
 
 Runs the scenario of tests/lab/synflood.py (server, attacker, client namespaces, prefix ``ctsf``):
@@ -20,7 +19,7 @@ The global max is lowered only under the project's lock and restored as soon as 
 it is refused (the phase is reported as skipped) while another namespace's table is busy.
 
 Writes bench/results/synflood.json and bench/results/synflood.md. Run as root:
-``.venv/bin/python bench/synflood.py``. Not a test: the pass bars are reported as PASS or MISS.
+``.venv/bin/python bench/bench_synflood.py``. Not a test: the pass bars are reported as PASS or MISS.
 """
 import argparse
 import datetime
@@ -132,8 +131,8 @@ def markdown(results, meta):
             else res.get('seconds_to_baseline', '-'),
             '%d / %d' % (proxy.get('syn_received', 0), proxy.get('cookie_valid', 0)) if proxy else '-'))
     lines += ['', 'Pass bars (issue 6):', '']
-    for name, bar, ok in verdicts(results):
-        lines.append('- %s: %s — %s' % (name, bar, 'PASS' if ok else 'MISS'))
+    for name, meter, ok in verdicts(results):
+        lines.append('- %s: %s — %s' % (name, meter, 'PASS' if ok else 'MISS'))
     lines.append('')
     return '\n'.join(lines)
 
@@ -143,7 +142,7 @@ def meta_drain(meta):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--seconds', type=float, default=13, help='flood length per phase (<= 15)')
     parser.add_argument('--generators', type=int, default=2)
     parser.add_argument('--attempts', type=int, default=240)
@@ -170,7 +169,7 @@ def main(argv=None):
         'drain wait (s)': args.drain,
         'whole run (s)': round(elapsed),
         'hping3': subprocess.run(['hping3', '--version'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 universal_newlines=True).stdout.split('\n')[0],
+                                 universal_newlines=True, check=False).stdout.split('\n')[0],
     }
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, 'synflood.json'), 'w') as handle:
