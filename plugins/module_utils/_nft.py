@@ -1,0 +1,547 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one nftables table this collection owns: ``inet netfilter_conntrack``.
+
+The table is rendered whole from the desired state and applied in one ``nft -f`` transaction
+(declare, delete, define), so a change is atomic and no other table is ever read for writing,
+flushed or reordered. Every rule carries a comment ``nc:<kind>:<id>`` where the id is a hash of
+the rule's normalised spec: a second run recognises its rules and changes nothing, and rules of
+other kinds (or other tasks) found in the table are carried over verbatim.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+
+TABLE_FAMILY = 'inet'
+TABLE_NAME = 'netfilter_conntrack'
+DEFAULT_PERSIST_FILE = '/etc/netfilter-conntrack/netfilter_conntrack.nft'
+DEFAULT_UNIT_FILE = '/etc/systemd/system/netfilter-conntrack.service'
+IFNAMSIZ = 15
+
+# chain name -> (hook, priority); the order is the order of the rendered table
+CHAINS = (
+    ('prerouting', 'type filter hook prerouting priority raw; policy accept;'),
+    ('output', 'type filter hook output priority raw; policy accept;'),
+    # before a host firewall at priority filter: SYNPROXY must see the client's ACK first
+    ('input', 'type filter hook input priority filter - 10; policy accept;'),
+)
+PORT_PROTOS = ('tcp', 'udp', 'sctp', 'dccp', 'udplite')
+PROTOS = PORT_PROTOS + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
+DIRECTIONS = ('inbound', 'output', 'both')
+COMMENT_RE = re.compile(r'comment "nc:([a-z_]+)(?::([0-9a-f]+))?"')
+SET_RE = re.compile(r'^\tset (cl[46]_[0-9a-f]+) \{$')
+
+NOTRACK_RULE_SPEC = dict(
+    proto=dict(type='str'),
+    dport=dict(type='raw'),
+    sport=dict(type='raw'),
+    src=dict(type='str'),
+    dst=dict(type='str'),
+    iif=dict(type='str'),
+    oif=dict(type='str'),
+    direction=dict(type='str', default='inbound', choices=list(DIRECTIONS)),
+    family=dict(type='str', choices=['ipv4', 'ipv6', 'both']),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    synproxy=dict(type='bool', default=False),
+    synproxy_options=dict(type='dict'),
+    connlimit=dict(type='int'),
+)
+SYNPROXY_DEFAULTS = dict(mss=1460, wscale=7, timestamp=False, sack_perm=True)
+
+
+# --- running nft ---------------------------------------------------------------------------------
+
+def nft_binary():
+    path = shutil.which('nft') or next((p for p in ('/usr/sbin/nft', '/sbin/nft') if os.path.exists(p)), None)
+    if path is None:
+        raise ConntrackError('the nft command is missing on this host: install the nftables package '
+                             '(apt-get install nftables / dnf install nftables)')
+    return path
+
+
+def run_nft(args, stdin=None):
+    proc = subprocess.run([nft_binary()] + list(args), input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def nft_error(stderr, action):
+    text = stderr.strip()
+    if 'Operation not supported' in text or 'Protocol not supported' in text:
+        return ConntrackError('%s failed: this kernel has no nf_tables support for it (%s)' % (action, text))
+    if 'Operation not permitted' in text:
+        return ConntrackError('%s failed: needs CAP_NET_ADMIN (run as root / become: true)' % action)
+    return ConntrackError('%s failed: %s' % (action, text))
+
+
+def read_table():
+    """The owned table as ``nft list`` prints it, or None when it does not exist."""
+    rc, out, err = run_nft(['list', 'table', TABLE_FAMILY, TABLE_NAME])
+    if rc == 0:
+        return out
+    if 'No such file or directory' in err or 'does not exist' in err:
+        return None
+    raise nft_error(err, 'reading table %s %s' % (TABLE_FAMILY, TABLE_NAME))
+
+
+# --- the table as it is ---------------------------------------------------------------------------
+
+class Owned(object):
+    """What our table holds: rule lines per chain tagged with (kind, id), dynamic sets, helper objects."""
+
+    def __init__(self):
+        self.lines = dict((name, []) for name, _hook in CHAINS)  # chain -> [(kind, id, line)]
+        self.blocks = {}  # set/object name -> block text (kept verbatim, elements dropped)
+        self.extra_chains = {}  # chains we do not render ourselves -> (header line, [(kind, id, line)])
+
+    def ids(self, kind):
+        found = set()
+        for entries in list(self.lines.values()) + [v[1] for v in self.extra_chains.values()]:
+            for k, rid, _line in entries:
+                if k == kind and rid:
+                    found.add(rid)
+        return found
+
+    def has(self, kind):
+        return any(k == kind for entries in self.lines.values() for k, _r, _l in entries)
+
+
+def parse_table(text):
+    """Parse ``nft list table`` output of our table into an Owned."""
+    owned = Owned()
+    if not text:
+        return owned
+    chain = None
+    block = None
+    for raw in text.splitlines():
+        if block is not None:
+            name, body = block
+            if raw.startswith('\t}'):
+                owned.blocks[name] = '\n'.join(body + ['\t}'])
+                block = None
+            elif not raw.strip().startswith('elements'):
+                body.append(raw)
+            continue
+        match = SET_RE.match(raw)
+        if match or raw.startswith('\tct helper '):
+            name = match.group(1) if match else raw.split()[2]
+            block = (name, [raw])
+            continue
+        if raw.startswith('\tchain '):
+            chain = raw.split()[1]
+            continue
+        if raw.startswith('\t}'):
+            chain = None
+            continue
+        if chain is None or not raw.startswith('\t\t') or raw.strip().startswith('type '):
+            continue
+        line = raw.strip()
+        tag = COMMENT_RE.search(line)
+        kind, rid = (tag.group(1), tag.group(2)) if tag else ('foreign', None)
+        if chain in owned.lines:
+            owned.lines[chain].append((kind, rid, line))
+        else:
+            owned.extra_chains.setdefault(chain, (None, []))[1].append((kind, rid, line))
+    return owned
+
+
+# --- validating and rendering notrack rules -------------------------------------------------------
+
+def _ports(value, option, index):
+    """Normalise a port option: int, 'N', 'N-M', or a list of those -> sorted list of strings."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        text = str(item).strip()
+        parts = text.split('-')
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            raise ConntrackError('rules[%d].%s %r is not a port, a list of ports or a range N-M' % (index, option, item),
+                                 option='rules')
+        if len(numbers) > 2 or any(not 0 <= n <= 65535 for n in numbers):
+            raise ConntrackError('rules[%d].%s %s is out of range: ports are 0-65535' % (index, option, text),
+                                 option='rules')
+        if len(numbers) == 2 and numbers[0] > numbers[1]:
+            raise ConntrackError('rules[%d].%s range %s is inverted: write the lower port first' % (index, option, text),
+                                 option='rules')
+        out.append(str(numbers[0]) if len(numbers) == 1 or numbers[0] == numbers[1] else '%d-%d' % tuple(numbers))
+    if not out:
+        raise ConntrackError('rules[%d].%s is an empty list' % (index, option), option='rules')
+    return sorted(set(out), key=lambda p: int(p.split('-')[0]))
+
+
+def _net(value, option, index):
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        raise ConntrackError('rules[%d].%s %r is not a valid IPv4/IPv6 address or CIDR' % (index, option, value),
+                             option='rules')
+
+
+def _iface(value, option, index):
+    if value is None:
+        return None
+    text = str(value)
+    if not text or len(text) > IFNAMSIZ or '"' in text or '/' in text or ' ' in text:
+        raise ConntrackError('rules[%d].%s %r is not a valid interface name: 1-15 characters, no spaces, quotes or '
+                             'slashes' % (index, option, value), option='rules')
+    return text
+
+
+def normalize_notrack(rule, index):
+    """Validate one notrack rule (already filled with the sub-spec defaults) -> canonical dict."""
+    proto = rule.get('proto')
+    if proto is not None:
+        proto = str(proto).lower()
+        if proto not in PROTOS:
+            raise ConntrackError('rules[%d].proto %r is not supported: use one of %s' % (index, proto, ', '.join(PROTOS)),
+                                 option='rules')
+    dport = _ports(rule.get('dport'), 'dport', index)
+    sport = _ports(rule.get('sport'), 'sport', index)
+    if (dport or sport) and proto not in PORT_PROTOS:
+        raise ConntrackError('rules[%d]: ports need proto set to one of %s' % (index, ', '.join(PORT_PROTOS)),
+                             option='rules')
+    family = rule.get('family') or 'both'
+    nets = {}
+    for option in ('src', 'dst'):
+        if rule.get(option) not in (None, ''):
+            net = _net(rule[option], option, index)
+            fam = 'ipv4' if net.version == 4 else 'ipv6'
+            if family != 'both' and fam != family:
+                raise ConntrackError('rules[%d].%s %s is an %s address but family is %s' % (
+                    index, option, rule[option], 'IPv4' if fam == 'ipv4' else 'IPv6', family), option='rules')
+            family = fam
+            nets[option] = str(net)
+    if proto == 'icmp' and family == 'ipv6' or proto == 'icmpv6' and family == 'ipv4':
+        raise ConntrackError('rules[%d]: proto %s does not exist in family %s' % (index, proto, family), option='rules')
+    direction = rule.get('direction') or 'inbound'
+    iif = _iface(rule.get('iif'), 'iif', index)
+    oif = _iface(rule.get('oif'), 'oif', index)
+    if iif and direction != 'inbound':
+        raise ConntrackError('rules[%d].iif matches inbound traffic only: set direction inbound or drop iif' % index,
+                             option='rules')
+    if oif and direction != 'output':
+        raise ConntrackError('rules[%d].oif matches locally generated traffic only: set direction output or drop oif'
+                             % index, option='rules')
+    canon = dict(proto=proto, dport=dport, sport=sport, family=family, direction=direction, iif=iif, oif=oif, **nets)
+    if rule.get('synproxy'):
+        if proto != 'tcp':
+            raise ConntrackError('rules[%d].synproxy needs proto tcp (SYNPROXY answers TCP SYNs only)' % index,
+                                 option='rules')
+        if direction != 'inbound':
+            raise ConntrackError('rules[%d].synproxy protects inbound traffic only: set direction inbound' % index,
+                                 option='rules')
+        opts = dict(SYNPROXY_DEFAULTS)
+        for key, value in (rule.get('synproxy_options') or {}).items():
+            if key not in SYNPROXY_DEFAULTS:
+                raise ConntrackError('rules[%d].synproxy_options.%s is unknown: use mss, wscale, timestamp, sack_perm'
+                                     % (index, key), option='rules')
+            opts[key] = value
+        try:
+            opts['mss'] = int(opts['mss'])
+            opts['wscale'] = int(opts['wscale'])
+        except (TypeError, ValueError):
+            raise ConntrackError('rules[%d].synproxy_options: mss and wscale are integers' % index, option='rules')
+        if not 536 <= opts['mss'] <= 65535 or not 0 <= opts['wscale'] <= 14:
+            raise ConntrackError('rules[%d].synproxy_options: mss is 536-65535 and wscale 0-14 (got %s, %s)'
+                                 % (index, opts['mss'], opts['wscale']), option='rules')
+        opts['timestamp'] = bool(opts['timestamp'])
+        opts['sack_perm'] = bool(opts['sack_perm'])
+        canon['synproxy'] = opts
+    elif rule.get('synproxy_options'):
+        raise ConntrackError('rules[%d].synproxy_options needs synproxy: true' % index, option='rules')
+    if rule.get('connlimit') is not None:
+        if rule['connlimit'] < 1:
+            raise ConntrackError('rules[%d].connlimit must be at least 1' % index, option='rules')
+        if direction != 'inbound':
+            raise ConntrackError('rules[%d].connlimit limits inbound connections: set direction inbound' % index,
+                                 option='rules')
+        canon['connlimit'] = int(rule['connlimit'])
+    return dict((k, v) for k, v in canon.items() if v is not None)
+
+
+def rule_id(canon):
+    return hashlib.sha1(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _portset(ports):
+    return ports[0] if len(ports) == 1 else '{ %s }' % ', '.join(ports)
+
+
+def _matches(canon, chain):
+    parts = []
+    fam = canon['family']
+    if fam != 'both' and not canon.get('src') and not canon.get('dst'):
+        parts.append('meta nfproto %s' % fam)
+    if chain == 'prerouting' and canon.get('iif'):
+        parts.append('iifname "%s"' % canon['iif'])
+    if chain == 'input' and canon.get('iif'):
+        parts.append('iifname "%s"' % canon['iif'])
+    if chain == 'output' and canon.get('oif'):
+        parts.append('oifname "%s"' % canon['oif'])
+    for option, word in (('src', 'saddr'), ('dst', 'daddr')):
+        if canon.get(option):
+            parts.append('%s %s %s' % ('ip' if fam == 'ipv4' else 'ip6', word, canon[option]))
+    proto = canon.get('proto')
+    if proto and not canon.get('sport') and not canon.get('dport'):
+        parts.append('meta l4proto %s' % proto)
+    if canon.get('sport'):
+        parts.append('%s sport %s' % (proto, _portset(canon['sport'])))
+    if canon.get('dport'):
+        parts.append('%s dport %s' % (proto, _portset(canon['dport'])))
+    return parts
+
+
+def render_notrack(canon, rid):
+    """{chain: [lines]} and {set name: block} for one notrack rule."""
+    tag = 'comment "nc:notrack:%s"' % rid
+    lines = dict((name, []) for name, _hook in CHAINS)
+    blocks = {}
+    chains = {'inbound': ['prerouting'], 'output': ['output'], 'both': ['prerouting', 'output']}[canon['direction']]
+    for chain in chains:
+        parts = _matches(canon, chain)
+        if canon.get('synproxy'):
+            parts.append('tcp flags syn / fin,syn,rst,ack')
+        lines[chain].append(' '.join(parts + ['notrack', tag]))
+    if canon.get('connlimit'):
+        families = ['ipv4', 'ipv6'] if canon['family'] == 'both' else [canon['family']]
+        for fam in families:
+            name = 'cl%s_%s' % ('4' if fam == 'ipv4' else '6', rid)
+            blocks[name] = '\tset %s {\n\t\ttype %s\n\t\tflags dynamic\n\t}' % (
+                name, 'ipv4_addr' if fam == 'ipv4' else 'ipv6_addr')
+            parts = _matches(canon, 'input')
+            reject = 'reject with tcp reset' if canon.get('proto') == 'tcp' else 'drop'
+            lines['input'].append(' '.join(parts + ['ct state new add @%s { %s saddr ct count over %d }' % (
+                name, 'ip' if fam == 'ipv4' else 'ip6', canon['connlimit']), reject, tag]))
+    if canon.get('synproxy'):
+        opts = canon['synproxy']
+        words = ['synproxy', 'mss', str(opts['mss']), 'wscale', str(opts['wscale'])]
+        if opts['timestamp']:
+            words.append('timestamp')
+        if opts['sack_perm']:
+            words.append('sack-perm')
+        lines['input'].append(' '.join(_matches(canon, 'input') + ['ct state invalid,untracked'] + words + [tag]))
+    return lines, blocks
+
+
+DROP_INVALID_LINE = 'ct state invalid drop comment "nc:drop_invalid"'
+
+
+def render_table(chain_lines, blocks):
+    """The whole table text (no leading declare/delete)."""
+    out = ['table %s %s {' % (TABLE_FAMILY, TABLE_NAME)]
+    for name in sorted(blocks):
+        out.append(blocks[name])
+        out.append('')
+    for name, hook in CHAINS:
+        body = chain_lines.get(name) or []
+        if not body:
+            continue
+        out.append('\tchain %s {' % name)
+        out.append('\t\t' + hook)
+        out.extend('\t\t' + line for line in body)
+        out.append('\t}')
+        out.append('')
+    if out[-1] == '':
+        out.pop()
+    out.append('}')
+    return '\n'.join(out) + '\n'
+
+
+def transaction(table_text):
+    """nft -f input replacing our table atomically (or removing it when ``table_text`` is None)."""
+    head = 'table %s %s\ndelete table %s %s\n' % (TABLE_FAMILY, TABLE_NAME, TABLE_FAMILY, TABLE_NAME)
+    return head + (table_text or '')
+
+
+# --- the notrack desired state ----------------------------------------------------------------------
+
+class NotrackPlan(object):
+    """Compute and apply the owned table for a conntrack_notrack task."""
+
+    def __init__(self, params, initial_namespace=True):
+        self.params = params
+        self.initial_namespace = initial_namespace
+        self.present = []  # [(id, canon)]
+        self.absent = []
+        seen = {}
+        for index, rule in enumerate(params.get('rules') or []):
+            canon = normalize_notrack(rule, index)
+            rid = rule_id(canon)
+            state = rule.get('state') or 'present'
+            if rid in seen:
+                if seen[rid][0] != state:
+                    raise ConntrackError('rules[%d] asks for the same rule as rules[%d] with the opposite state: a '
+                                         'rule cannot be both present and absent' % (index, seen[rid][1]),
+                                         option='rules')
+                continue
+            seen[rid] = (state, index)
+            (self.present if state == 'present' else self.absent).append((rid, canon))
+        if params.get('persist') and not initial_namespace:
+            raise ConntrackError('persist: true writes boot-time files, which only the initial network namespace '
+                                 'loads; create the rules from whatever creates the namespace instead')
+        self.warnings = []
+
+    def run(self, check_mode):
+        current_text = read_table()
+        current = parse_table(current_text)
+        params = self.params
+        have = current.ids('notrack')
+        want_new = dict(self.present)
+        if params.get('exclusive'):
+            keep = set()
+        else:
+            keep = have - set(rid for rid, _c in self.absent)
+        desired = keep | set(want_new)
+        drop_invalid = params.get('drop_invalid')
+        if drop_invalid is None:
+            drop_invalid = current.has('drop_invalid')
+
+        chain_lines = dict((name, []) for name, _hook in CHAINS)
+        blocks = {}
+        # what is not ours to decide here (other kinds, e.g. helpers) is carried over verbatim
+        for name, _hook in CHAINS:
+            for kind, rid, line in current.lines[name]:
+                if kind not in ('notrack', 'drop_invalid'):
+                    chain_lines[name].append(line)
+        for name, block in current.blocks.items():
+            if not name.startswith('cl'):
+                blocks[name] = block
+        for rid in sorted(desired):
+            if rid in want_new:
+                lines, sets = render_notrack(want_new[rid], rid)
+                for chain, body in lines.items():
+                    chain_lines[chain].extend(body)
+                blocks.update(sets)
+            else:
+                for name, _hook in CHAINS:
+                    chain_lines[name].extend(line for kind, r, line in current.lines[name]
+                                             if kind == 'notrack' and r == rid)
+                for name, block in current.blocks.items():
+                    if name.endswith('_' + rid):
+                        blocks[name] = block
+        # in the input chain: connection limits, then SYNPROXY, then the invalid drop
+        chain_lines['input'].sort(key=lambda line: 0 if ' ct count over ' in line else 1)
+        if drop_invalid:
+            chain_lines['input'].append(DROP_INVALID_LINE)
+
+        empty = not any(chain_lines.values()) and not blocks
+        after_text = None if empty else render_table(chain_lines, blocks)
+        changed = (desired != have) or (bool(drop_invalid) != current.has('drop_invalid'))
+        if current_text is None and empty:
+            changed = False
+
+        result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
+                      rules=[dict(want_new[rid], id=rid) for rid in sorted(want_new)],
+                      kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drop_invalid))
+        result['diff'] = dict(before=current_text or '', after=after_text or '',
+                              before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
+                              after_header='rendered table')
+        if changed:
+            text = transaction(after_text)
+            if check_mode:
+                if after_text is not None:
+                    rc, _out, err = run_nft(['-c', '-f', '-'], stdin=text)
+                    if rc != 0:
+                        raise nft_error(err, 'checking the rendered table')
+            else:
+                rc, _out, err = run_nft(['-f', '-'], stdin=text)
+                if rc != 0:
+                    raise nft_error(err, 'applying the table')
+        if params.get('persist'):
+            result['persisted'] = persist(after_text, params.get('persist_file') or DEFAULT_PERSIST_FILE,
+                                          params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
+            result['changed'] = result['changed'] or result['persisted']['changed']
+        return result, self.warnings
+
+
+def _write_atomic(path, text, mode=0o644):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+UNIT_TEXT = '''# Managed by Ansible (netfilter.conntrack); loads the collection's nft table at boot.
+[Unit]
+Description=netfilter.conntrack nftables table (notrack rules, helpers, SYNPROXY)
+After=nftables.service
+Wants=network-pre.target
+Before=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={nft} -f {path}
+
+[Install]
+WantedBy=multi-user.target
+'''
+
+
+def persist(table_text, path, unit_path, check_mode):
+    """Write (or remove) the boot-time copy of the table and a systemd unit that loads it after nftables."""
+    files = []
+    changed = False
+    if table_text is None:
+        for target in (path, unit_path):
+            if os.path.exists(target):
+                changed = True
+                files.append(target)
+                if not check_mode:
+                    os.unlink(target)
+        wants = os.path.join(os.path.dirname(unit_path), 'multi-user.target.wants', os.path.basename(unit_path))
+        if os.path.lexists(wants) and not check_mode:
+            os.unlink(wants)
+        return dict(changed=changed, removed=files)
+    content = '# Managed by Ansible (netfilter.conntrack); loading it replaces the table atomically.\n' + \
+        transaction(table_text)
+    if _read(path) != content:
+        changed = True
+        files.append(path)
+        if not check_mode:
+            _write_atomic(path, content)
+    unit = UNIT_TEXT.format(nft='/usr/sbin/nft', path=path)
+    if _read(unit_path) != unit:
+        changed = True
+        files.append(unit_path)
+        if not check_mode:
+            _write_atomic(unit_path, unit)
+            wants_dir = os.path.join(os.path.dirname(unit_path), 'multi-user.target.wants')
+            link = os.path.join(wants_dir, os.path.basename(unit_path))
+            os.makedirs(wants_dir, exist_ok=True)
+            if not os.path.lexists(link):
+                os.symlink(unit_path, link)
+    return dict(changed=changed, written=files, path=path, unit=unit_path)

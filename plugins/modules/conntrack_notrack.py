@@ -1,0 +1,232 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: conntrack_notrack
+short_description: Exempt traffic from connection tracking (NOTRACK), optionally behind SYNPROXY
+version_added: 0.1.0
+description:
+  - Manages NOTRACK rules in the one nftables table this collection owns, C(inet netfilter_conntrack).
+    Traffic that needs no state (DNS to a resolver, a flooded service port) then never takes a conntrack entry.
+  - The table is rendered whole from the desired state and applied in one atomic C(nft -f) transaction.
+    No other table (firewalld's, docker's, your own) is read for writing, flushed or reordered.
+  - Each rule is identified by a hash of its normalised options, kept in the rule's comment, so a second run with
+    the same input changes nothing; rules of ours not in the task are left alone unless O(exclusive=true).
+  - A TCP rule can put its ports behind SYNPROXY (O(rules[].synproxy)): SYNs are not tracked and are answered
+    with SYN cookies by the kernel; only clients that complete the handshake get a conntrack entry. This is what
+    the C(netfilter.conntrack.synflood_guard) role uses.
+author:
+  - netfilter.conntrack developers (@netfilter-conntrack)
+extends_documentation_fragment:
+  - netfilter.conntrack.namespace
+attributes:
+  check_mode:
+    support: full
+    description: Computes the table and checks it with C(nft -c) without changing anything.
+  diff_mode:
+    support: full
+    description: The nft text of the table before and after.
+options:
+  rules:
+    description:
+      - The NOTRACK rules, each with O(rules[].state).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      proto:
+        description: Protocol (C(tcp), C(udp), C(sctp), C(dccp), C(udplite), C(icmp), C(icmpv6), C(gre), C(esp), C(ah)).
+        type: str
+      dport:
+        description: Destination port(s) 0-65535, a list, or a range C(N-M). Needs a port protocol.
+        type: raw
+      sport:
+        description: Source port(s) 0-65535, a list, or a range C(N-M). Needs a port protocol.
+        type: raw
+      src:
+        description: Source address or CIDR (sets the family).
+        type: str
+      dst:
+        description: Destination address or CIDR (sets the family).
+        type: str
+      iif:
+        description: Input interface (inbound rules only), up to 15 characters.
+        type: str
+      oif:
+        description: Output interface (O(rules[].direction=output) only), up to 15 characters.
+        type: str
+      direction:
+        description: C(inbound) (prerouting), C(output) (locally generated) or C(both).
+        type: str
+        choices: [inbound, output, both]
+        default: inbound
+      family:
+        description: C(ipv4), C(ipv6) or C(both) (default, unless an address sets it).
+        type: str
+        choices: [ipv4, ipv6, both]
+      state:
+        description: Whether the rule should be in the table.
+        type: str
+        choices: [present, absent]
+        default: present
+      synproxy:
+        description:
+          - TCP, inbound only. Notrack only the SYNs of these ports and answer them with SYNPROXY in the input hook
+            (before a host firewall at priority C(filter)); a connection gets an entry only once the client has
+            returned a valid cookie. Needs C(net.netfilter.nf_conntrack_tcp_loose=0) and
+            C(net.ipv4.tcp_syncookies=1) (see M(netfilter.conntrack.conntrack_sysctl)).
+        type: bool
+        default: false
+      synproxy_options:
+        description:
+          - C(mss) (536-65535, default 1460), C(wscale) (0-14, default 7), C(timestamp) (default false: on Linux
+            6.15 and later the timestamp option breaks handshakes with local services), C(sack_perm) (default true).
+        type: dict
+      connlimit:
+        description:
+          - Reject new connections from a source that already has this many tracked connections to these ports
+            (C(ct count) in a dynamic set). Only tracked connections count: use it with O(rules[].synproxy).
+        type: int
+  exclusive:
+    description:
+      - Make the present rules of this task the whole set of NOTRACK rules in our table (every other NOTRACK rule
+        of ours is removed). Rules of other kinds (helpers) stay.
+    type: bool
+    default: false
+  drop_invalid:
+    description:
+      - Add (true) or remove (false) a C(ct state invalid drop) rule in our input chain. Omit to leave it as is.
+    type: bool
+  persist:
+    description:
+      - Also write the table to O(persist_file) and a systemd unit (O(unit_file), enabled for
+        C(multi-user.target), ordered after C(nftables.service)) that loads it at boot.
+        With no rules left, the file and unit are removed.
+      - Only in the initial network namespace.
+    type: bool
+    default: false
+  persist_file:
+    description: Where the boot-time copy of the table goes.
+    type: path
+    default: /etc/netfilter-conntrack/netfilter_conntrack.nft
+  unit_file:
+    description: The systemd unit that loads O(persist_file).
+    type: path
+    default: /etc/systemd/system/netfilter-conntrack.service
+requirements:
+  - nft (the nftables package) on the host
+notes:
+  - Untracked traffic bypasses every C(ct state) rule of the host firewall; accept C(ct state untracked) for it
+    where the firewall's policy is drop.
+seealso:
+  - module: netfilter.conntrack.conntrack_sysctl
+  - module: netfilter.conntrack.conntrack_info
+'''
+
+EXAMPLES = r'''
+- name: Do not track DNS to the local resolver (both directions of the exchange)
+  netfilter.conntrack.conntrack_notrack:
+    rules:
+      - proto: udp
+        dport: 53
+        direction: inbound
+      - proto: udp
+        sport: 53
+        direction: output
+
+- name: Put HTTPS behind SYNPROXY, limit 100 connections per source, drop invalid packets
+  netfilter.conntrack.conntrack_notrack:
+    rules:
+      - proto: tcp
+        dport: [80, 443]
+        synproxy: true
+        connlimit: 100
+    drop_invalid: true
+    persist: true
+
+- name: Remove one rule, keep the others
+  netfilter.conntrack.conntrack_notrack:
+    rules:
+      - proto: udp
+        dport: 53
+        state: absent
+
+- name: Remove every NOTRACK rule of ours
+  netfilter.conntrack.conntrack_notrack:
+    rules: []
+    exclusive: true
+    drop_invalid: false
+'''
+
+RETURN = r'''
+table:
+  description: The table the module manages.
+  returned: always
+  type: str
+  sample: inet netfilter_conntrack
+rules:
+  description: The present rules of the task, normalised, each with its C(id) (the hash in the rule comments).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{proto: tcp, dport: ["443"], family: both, direction: inbound, id: 3f9a0c1d2e4b}]
+kept:
+  description: Ids of rules of ours that were already in the table and stay.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Ids of rules of ours that the task removes.
+  returned: always
+  type: list
+  elements: str
+drop_invalid:
+  description: Whether the invalid-drop rule is in the table after the task.
+  returned: always
+  type: bool
+persisted:
+  description: What O(persist) wrote or removed.
+  returned: when O(persist=true)
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
+    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, NOTRACK_RULE_SPEC, NotrackPlan)
+
+
+def main():
+    argument_spec = dict(
+        rules=dict(type='list', elements='dict', default=[], options=NOTRACK_RULE_SPEC),
+        exclusive=dict(type='bool', default=False),
+        drop_invalid=dict(type='bool'),
+        persist=dict(type='bool', default=False),
+        persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
+        unit_file=dict(type='path', default=DEFAULT_UNIT_FILE),
+    )
+    argument_spec.update(NAMESPACE_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        enter_namespace(module.params['namespace'])
+        plan = NotrackPlan(module.params, initial_namespace=in_initial_namespace())
+        result, warnings = plan.run(module.check_mode)
+    except ConntrackError as exc:
+        module.fail_json(msg=exc.msg)
+    for warning in warnings:
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
