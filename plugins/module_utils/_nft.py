@@ -37,6 +37,9 @@ CHAINS = (
     ('output', 'type filter hook output priority raw; policy accept;'),
     # before a host firewall at priority filter: SYNPROXY must see the client's ACK first
     ('input', 'type filter hook input priority filter - 10; policy accept;'),
+    # helpers are assigned after conntrack (-200) has made the entry
+    ('helpers_in', 'type filter hook prerouting priority filter; policy accept;'),
+    ('helpers_out', 'type filter hook output priority filter; policy accept;'),
 )
 PORT_PROTOS = ('tcp', 'udp', 'sctp', 'dccp', 'udplite')
 PROTOS = PORT_PROTOS + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
@@ -545,3 +548,134 @@ def persist(table_text, path, unit_path, check_mode):
             if not os.path.lexists(link):
                 os.symlink(unit_path, link)
     return dict(changed=changed, written=files, path=path, unit=unit_path)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+# nft helper type, protocols it works with, default port, IPv4 only
+HELPERS = {
+    'ftp': ('ftp', ('tcp',), 21, False),
+    'tftp': ('tftp', ('udp',), 69, False),
+    'sip': ('sip', ('udp', 'tcp'), 5060, False),
+    'irc': ('irc', ('tcp',), 6667, False),
+    'h323-ras': ('RAS', ('udp',), 1719, False),
+    'h323-q931': ('Q.931', ('tcp',), 1720, False),
+    'pptp': ('pptp', ('tcp',), 1723, True),
+    'amanda': ('amanda', ('udp',), 10080, False),
+    'sane': ('sane', ('tcp',), 6566, False),
+    'snmp': ('snmp', ('udp',), 161, True),
+    'netbios-ns': ('netbios-ns', ('udp',), 137, True),
+}
+HELPER_ALIASES = {'h323': 'h323-q931', 'q.931': 'h323-q931', 'ras': 'h323-ras', 'netbios_ns': 'netbios-ns'}
+
+
+def kernel_helpers():
+    """Conntrack helpers this kernel has (built in or loaded), from /sys/module."""
+    found = []
+    for name, (_type, _protos, _port, _v4) in sorted(HELPERS.items()):
+        module = 'nf_conntrack_' + name.split('-')[0].replace('-', '_')
+        if name == 'netbios-ns':
+            module = 'nf_conntrack_netbios_ns'
+        if os.path.isdir('/sys/module/' + module):
+            found.append(name)
+    return found
+
+
+def normalize_helper(params):
+    name = str(params.get('helper') or '').strip().lower()
+    name = HELPER_ALIASES.get(name, name)
+    if name not in HELPERS:
+        raise ConntrackError('helper %r is unknown: use one of %s' % (params.get('helper'), ', '.join(sorted(HELPERS))),
+                             option='helper')
+    nft_type, protos, port, v4_only = HELPERS[name]
+    proto = str(params.get('proto') or protos[0]).lower()
+    if proto not in protos:
+        raise ConntrackError('helper %s works over %s, not %s' % (name, ' or '.join(protos), proto), option='proto')
+    rule = dict(proto=proto, dport=params.get('ports') if params.get('ports') not in (None, []) else port,
+                src=params.get('src'), dst=params.get('dst'), family=params.get('family') or 'both')
+    try:
+        canon = normalize_notrack(rule, 0)
+    except ConntrackError as exc:  # speak in this module's option names
+        raise ConntrackError(exc.msg.replace('rules[0].dport', 'ports').replace('rules[0].', '')
+                             .replace('rules[0]: ', ''), option=exc.option)
+    if v4_only:
+        if canon['family'] == 'ipv6':
+            raise ConntrackError('helper %s exists for IPv4 only' % name, option='family')
+        canon['family'] = 'ipv4'
+    canon['helper'] = name
+    canon.pop('direction', None)
+    return canon
+
+
+def render_helper(canon, rid):
+    nft_type = HELPERS[canon['helper']][0]
+    obj = 'nc_%s' % rid
+    l3 = 'ip' if canon['family'] == 'ipv4' else ('ip6' if canon['family'] == 'ipv6' else 'inet')
+    block = '\tct helper %s {\n\t\ttype "%s" protocol %s\n\t\tl3proto %s\n\t}' % (obj, nft_type, canon['proto'], l3)
+    tag = 'comment "nc:helper:%s"' % rid
+    match = dict(canon, direction='inbound')
+    lines = {'helpers_in': [' '.join(_matches(match, 'helpers_in') + ['ct helper set "%s"' % obj, tag])],
+             'helpers_out': [' '.join(_matches(match, 'helpers_out') + ['ct helper set "%s"' % obj, tag])]}
+    return lines, {obj: block}
+
+
+class HelperPlan(object):
+    """Attach (or detach) one kernel helper to traffic in the owned table."""
+
+    def __init__(self, params, initial_namespace=True):
+        self.params = params
+        self.canon = normalize_helper(params)
+        self.rid = rule_id(self.canon)
+        if params.get('persist') and not initial_namespace:
+            raise ConntrackError('persist: true writes boot-time files, which only the initial network namespace '
+                                 'loads; create the rules from whatever creates the namespace instead')
+        self.warnings = []
+
+    def run(self, check_mode):
+        current_text = read_table()
+        current = parse_table(current_text)
+        have = current.ids('helper')
+        present = self.params.get('state', 'present') == 'present'
+        desired = (have | {self.rid}) if present else (have - {self.rid})
+        chain_lines = dict((name, []) for name, _hook in CHAINS)
+        blocks = {}
+        for name, _hook in CHAINS:
+            for kind, rid, line in current.lines[name]:
+                if kind != 'helper' or rid in desired:
+                    chain_lines[name].append(line)
+        for name, block in current.blocks.items():
+            if not name.startswith('nc_') or name[3:] in desired:
+                blocks[name] = block
+        if present and self.rid not in have:
+            lines, objs = render_helper(self.canon, self.rid)
+            for chain, body in lines.items():
+                chain_lines[chain].extend(body)
+            blocks.update(objs)
+        empty = not any(chain_lines.values()) and not blocks
+        after_text = None if empty else render_table(chain_lines, blocks)
+        changed = desired != have
+        result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
+                      helper=dict(self.canon, id=self.rid, object='nc_%s' % self.rid),
+                      kernel_helpers=kernel_helpers())
+        auto = _read('/proc/sys/net/netfilter/nf_conntrack_helper')
+        result['helper_assignment'] = 'automatic' if auto and auto.strip() == '1' else 'explicit'
+        if result['helper_assignment'] == 'automatic':
+            self.warnings.append('this kernel still assigns helpers automatically (net.netfilter.nf_conntrack_helper=1):'
+                                 ' set it to 0 (conntrack_sysctl name=helper value=0) so only explicit rules apply')
+        if present and self.canon['helper'] not in result['kernel_helpers']:
+            self.warnings.append('the %s helper is not loaded in this kernel (no /sys/module/nf_conntrack_%s): '
+                                 'nft loads it on first use where it is a module' % (
+                                     self.canon['helper'], self.canon['helper'].split('-')[0].replace('-', '_')))
+        result['diff'] = dict(before=current_text or '', after=after_text or '',
+                              before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
+                              after_header='rendered table')
+        if changed:
+            text = transaction(after_text)
+            rc, _out, err = run_nft((['-c'] if check_mode else []) + ['-f', '-'], stdin=text)
+            if rc != 0:
+                raise nft_error(err, 'checking the rendered table' if check_mode else 'applying the table')
+        if self.params.get('persist'):
+            result['persisted'] = persist(after_text, self.params.get('persist_file') or DEFAULT_PERSIST_FILE,
+                                          self.params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
+            result['changed'] = result['changed'] or result['persisted']['changed']
+        return result, self.warnings
