@@ -18,7 +18,7 @@ description:
     No other table (firewalld's, docker's, your own) is read for writing, flushed or reordered.
   - Each rule is identified by a hash of its normalised options, kept in the rule's comment, so a second run with
     the same input changes nothing; rules of ours not in the task are left alone unless O(exclusive=true).
-  - A TCP rule can put its ports behind SYNPROXY (O(rules[].synproxy)): SYNs are not tracked and are answered
+  - A TCP rule can put its ports behind SYNPROXY (O(rules[].synproxy)). SYNs are then not tracked and are answered
     with SYN cookies by the kernel; only clients that complete the handshake get a conntrack entry. This is what
     the C(netfilter.conntrack.synflood_guard) role uses.
 author:
@@ -85,13 +85,13 @@ options:
         default: false
       synproxy_options:
         description:
-          - C(mss) (536-65535, default 1460), C(wscale) (0-14, default 7), C(timestamp) (default false: on Linux
-            6.15 and later the timestamp option breaks handshakes with local services), C(sack_perm) (default true).
+          - C(mss) (536-65535, default 1460), C(wscale) (0-14, default 7), C(timestamp) (default false, because on
+            Linux 6.15 and later the timestamp option breaks handshakes with local services), C(sack_perm) (default true).
         type: dict
       connlimit:
         description:
           - Reject new connections from a source that already has this many tracked connections to these ports
-            (C(ct count) in a dynamic set). Only tracked connections count: use it with O(rules[].synproxy).
+            (C(ct count) in a dynamic set). Only tracked connections count, so use it with O(rules[].synproxy).
         type: int
   exclusive:
     description:

@@ -255,4 +255,3 @@ def test_missing_nft_names_the_package(tmp_path):
                           universal_newlines=True, check=False)
     result = json.loads(proc.stdout)
     assert result['failed'] and 'nftables package' in result['msg']
-

@@ -1,0 +1,413 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The write path of ctnetlink: one entry (get, create, update, delete) and many (flush).
+
+Single-entry operations ask for an ACK (the caller needs to know); bulk deletes do not: delete
+requests are built from the dumped messages themselves (the original tuple, zone and id copied as
+the kernel sent them), packed into large datagrams and sent on a second socket while the dump
+runs. Only failures come back; ENOENT (the entry went away on its own) is counted, not an error.
+A request carrying the entry's id deletes that entry and no other, so an entry that was replaced
+by a new one with the same tuple between dump and delete is left alone.
+
+A kernel-side flush (one CT_DELETE without a tuple) is used only when the kernel selects exactly
+what the filter means: family (nfgen version 1), mark/mask, status/mask and zone, on a kernel known
+to honour all of them (Linux 6.8+, measured on 6.18 in tests/integration/test_flush_differential.py).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import struct
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+
+# CTA_ZONE filters a flush from Linux 6.8 ("ctnetlink: support filtering by zone"); older kernels
+# ignore the attribute and would flush every zone. Status filters came earlier. Below this version
+# every flush is a batched delete of dumped entries, each checked by the Python predicate.
+KERNEL_FLUSH_MIN = (6, 8)
+SAMPLE_DEFAULT = 10
+BATCH_BYTES = 1 << 17
+
+_HDR = struct.Struct('=IHHII')
+_NFGEN = struct.Struct('=BBH')
+_NLA = struct.Struct('=HH')
+_ERR = struct.Struct('=i')
+_DELETE_TYPE = (nl.NFNL_SUBSYS_CTNETLINK << 8) | nl.IPCTNL_MSG_CT_DELETE
+_HDR_ID = int.from_bytes(_NLA.pack(8, nl.CTA_ID), 'big')
+_HDR_ZONE = int.from_bytes(_NLA.pack(6, nl.CTA_ZONE), 'big')
+_BE32 = struct.Struct('>I').unpack_from
+
+
+def kernel_version(release=None):
+    """(major, minor) of the running kernel, (0, 0) when unknown."""
+    release = release or os.uname()[2]
+    parts = []
+    for piece in release.split('.')[:2]:
+        digits = ''
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 2:
+        parts.append(0)
+    return tuple(parts)
+
+
+# --- one entry ------------------------------------------------------------------------------
+
+def _af(family):
+    return nl.AF_INET if family == 'ipv4' else nl.AF_INET6
+
+
+def identity_attrs(ident):
+    """CTA attributes naming one entry: its original tuple (or reply tuple) and zone.
+
+    ``ident`` is a dict with ``family``, ``protonum``, ``direction`` ('orig' or 'reply'), ``tuple``
+    (src, dst, ports or ICMP fields) and ``zone``.
+    """
+    tup = dict(ident['tuple'])
+    tup['protonum'] = ident['protonum']
+    atype = nl.CTA_TUPLE_ORIG if ident.get('direction', 'orig') == 'orig' else nl.CTA_TUPLE_REPLY
+    attrs = nl.encode_tuple(atype, ident['family'], tup)
+    if ident.get('zone'):
+        attrs += nl.nla_be16(nl.CTA_ZONE, ident['zone'])
+    return attrs
+
+
+def get_entry(conn, ident):
+    """The entry ``ident`` names, decoded as conntrack_info shows it, or None when there is none."""
+    try:
+        replies = conn.request(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET, nl.NLM_F_REQUEST,
+                               _af(ident['family']), nl.NFNETLINK_V0, identity_attrs(ident),
+                               action='reading the entry')
+    except nl.NetlinkError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    for _mtype, family, payload in replies:
+        return nl.decode_ct(payload, 0, len(payload), family)
+    return None
+
+
+def create_entry(conn, entry):
+    """CT_NEW with CREATE|EXCL and an ACK. ``entry`` is a flat entry dict for ``encode_ct_attrs``
+    (plus ``nat_src``/``nat_dst`` dicts handled here)."""
+    attrs = nl.encode_ct_attrs(entry) + _nat_attrs(entry)
+    try:
+        conn.request(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_NEW,
+                     nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL,
+                     _af(entry['family']), nl.NFNETLINK_V0, attrs, action='creating the entry')
+    except nl.NetlinkError as exc:
+        raise _explain(exc, 'creating the entry')
+
+
+def update_entry(conn, ident, changes):
+    """CT_NEW without CREATE on the entry ``ident`` names: only the attributes in ``changes``
+    (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints)."""
+    attrs = identity_attrs(ident)
+    if 'status' in changes:
+        attrs += nl.nla_be32(nl.CTA_STATUS, changes['status'])
+    if 'timeout' in changes:
+        attrs += nl.nla_be32(nl.CTA_TIMEOUT, changes['timeout'])
+    if 'mark' in changes:
+        attrs += nl.nla_be32(nl.CTA_MARK, changes['mark'])
+        # ctnetlink applies CTA_MARK_MASK on update: new = (old & ~mask) | (mark & mask)
+        attrs += nl.nla_be32(nl.CTA_MARK_MASK, changes.get('mark_mask', 0xffffffff))
+    if 'labels' in changes:
+        attrs += nl.nla(nl.CTA_LABELS, changes['labels'].to_bytes(16, 'little'))
+        attrs += nl.nla(nl.CTA_LABELS_MASK, changes.get('labels_mask', (1 << 128) - 1).to_bytes(16, 'little'))
+    try:
+        conn.request(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_NEW, nl.NLM_F_REQUEST | nl.NLM_F_ACK,
+                     _af(ident['family']), nl.NFNETLINK_V0, attrs, action='updating the entry')
+    except nl.NetlinkError as exc:
+        raise _explain(exc, 'updating the entry')
+
+
+def delete_entry(conn, ident, ct_id=None):
+    """CT_DELETE of the entry ``ident`` names (and, with ``ct_id``, only if it still has that id).
+
+    True when deleted, False when there was no such entry (ENOENT is not an error)."""
+    attrs = identity_attrs(ident)
+    if ct_id is not None:
+        attrs += nl.nla_be32(nl.CTA_ID, ct_id)
+    try:
+        conn.request(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_DELETE, nl.NLM_F_REQUEST | nl.NLM_F_ACK,
+                     _af(ident['family']), nl.NFNETLINK_V0, attrs, action='deleting the entry')
+    except nl.NetlinkError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise _explain(exc, 'deleting the entry')
+    return True
+
+
+def _nat_attrs(entry):
+    out = b''
+    for key, atype in (('nat_src', nl.CTA_NAT_SRC), ('nat_dst', nl.CTA_NAT_DST)):
+        nat = entry.get(key)
+        if not nat:
+            continue
+        af = _af(entry['family'])
+        lo_t, hi_t = (nl.CTA_NAT_V4_MINIP, nl.CTA_NAT_V4_MAXIP) if af == nl.AF_INET else (
+            nl.CTA_NAT_V6_MINIP, nl.CTA_NAT_V6_MAXIP)
+        import socket
+        parts = [nl.nla(lo_t, socket.inet_pton(af, nat['ip'])), nl.nla(hi_t, socket.inet_pton(af, nat['ip']))]
+        if nat.get('port') is not None:
+            parts.append(nl.nla_nested(nl.CTA_NAT_PROTO, nl.nla_be16(nl.CTA_PROTONAT_PORT_MIN, nat['port']),
+                                       nl.nla_be16(nl.CTA_PROTONAT_PORT_MAX, nat['port'])))
+        out += nl.nla_nested(atype, *parts)
+    return out
+
+
+_EXPLAIN = {
+    errno.EEXIST: 'an entry with this tuple already exists in this zone (possibly with the tuples the other '
+                  'way round: the reply tuple of one entry cannot be the original tuple of another)',
+    errno.EBUSY: 'the kernel refused the entry; an entry being created must be CONFIRMED',
+    errno.EINVAL: 'the kernel rejected the entry as invalid (check the tuple, the state for the protocol, '
+                  'and that status flags the kernel manages, such as SRC_NAT/DST_NAT without NAT, are not set)',
+    errno.ENOENT: 'there is no such entry (it may have expired in the meantime)',
+    errno.EOPNOTSUPP: 'this kernel does not support the request (NAT needs nf_nat; labels need connlabel '
+                      'support; helpers need the helper)',
+    errno.ENOSPC: 'the conntrack table is full (nf_conntrack_max reached)',
+}
+
+
+def _explain(exc, action):
+    text = _EXPLAIN.get(exc.errno)
+    if text is None:
+        return nl.NetlinkError(exc.errno, action)
+    err = nl.NetlinkError(exc.errno, action)
+    err.msg = '%s failed: %s (%s)' % (action, text, errno.errorcode.get(exc.errno, exc.errno))
+    err.args = (err.msg,)
+    return err
+
+
+# --- many entries -----------------------------------------------------------------------------
+
+def kernel_flushable(flt, release=None):
+    """True when one kernel-side flush deletes exactly the entries ``flt.match`` accepts.
+
+    Only family, mark/mask, status/mask and zone qualify (ctnetlink refuses CTA_FILTER tuple filters in a
+    flush), and only on a kernel that honours all of them.
+    """
+    if kernel_version(release) < KERNEL_FLUSH_MIN:
+        return False
+    if flt.protonum is not None or flt.nets or flt.ports or flt.icmp or flt.states is not None:
+        return False
+    return True
+
+
+def flush_request_attrs(flt):
+    """(nfgen family, attrs) of the kernel-side flush for a ``kernel_flushable`` filter."""
+    attrs = b''
+    if flt.mark is not None:
+        attrs += nl.nla_be32(nl.CTA_MARK, flt.mark) + nl.nla_be32(nl.CTA_MARK_MASK, flt.mark_mask)
+    if flt.status_mask:
+        attrs += nl.nla_be32(nl.CTA_STATUS, flt.status_value) + nl.nla_be32(nl.CTA_STATUS_MASK, flt.status_mask)
+    if flt.zone is not None:
+        attrs += nl.nla_be16(nl.CTA_ZONE, flt.zone)
+    family = {'ipv4': nl.AF_INET, 'ipv6': nl.AF_INET6}.get(flt.family, 0)
+    return family, attrs
+
+
+def kernel_flush(conn, flt):
+    """One CT_DELETE without a tuple: the kernel deletes every entry matching family/mark/status/zone.
+
+    nfgen version 1 is what makes the kernel honour the family (version 0 flushes every family)."""
+    family, attrs = flush_request_attrs(flt)
+    try:
+        conn.request(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_DELETE, nl.NLM_F_REQUEST | nl.NLM_F_ACK,
+                     family, nl.NFNETLINK_V1, attrs, action='flushing the conntrack table')
+    except nl.NetlinkError as exc:
+        raise nl.NetlinkError(exc.errno, 'flushing the conntrack table')
+
+
+def _delete_of(buf, off, end, family):
+    """The CT_DELETE request (header included) for one dumped CT_NEW payload: the original tuple, the
+    zone and the id, copied from the dump. None when the message has no original tuple."""
+    tuple_orig = zone = ct_id = None
+    p = off
+    while p + 4 <= end:
+        alen, atype = _NLA.unpack_from(buf, p)
+        if alen < 4:
+            break
+        atype &= nl.NLA_TYPE_MASK
+        step = (alen + 3) & ~3
+        if atype == nl.CTA_TUPLE_ORIG:
+            tuple_orig = bytes(buf[p:p + step])
+        elif atype == nl.CTA_ZONE:
+            zone = bytes(buf[p:p + step])
+        elif atype == nl.CTA_ID:
+            ct_id = bytes(buf[p:p + step])
+            break  # ID comes after ORIG, REPLY, (ZONE), STATUS, MARK in ctnetlink_fill_info
+        p += step
+    if tuple_orig is None:
+        return None
+    body = _NFGEN.pack(family, 0, 0) + tuple_orig + (zone or b'') + (ct_id or b'')
+    return _HDR.pack(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
+
+
+class _Deleter(object):
+    """Sends CT_DELETE requests in large datagrams on its own socket, without ACKs; counts failures."""
+
+    def __init__(self, batch_bytes=BATCH_BYTES):
+        self.conn = nl.Connection()
+        self.batch_bytes = batch_bytes
+        self.pending = []
+        self.size = 0
+        self.sent = 0
+        self.vanished = 0
+        self.errors = {}
+
+    def add(self, request):
+        self.pending.append(request)
+        self.size += len(request)
+        self.sent += 1
+        if self.size >= self.batch_bytes:
+            self.flush_pending()
+
+    def flush_pending(self):
+        if self.pending:
+            self.conn.send(b''.join(self.pending))
+            self.pending = []
+            self.size = 0
+            self._drain(block=False)
+
+    def _count(self, n):
+        buf = self.conn.buf
+        off = 0
+        done = False
+        while off + 16 <= n:
+            mlen, mtype, _f, mseq, _p = _HDR.unpack_from(buf, off)
+            if mlen < 16:
+                break
+            if mtype == nl.NLMSG_ERROR:
+                code = -_ERR.unpack_from(buf, off + 16)[0]
+                if mseq == self.conn.seq and self.final:
+                    done = True
+                elif code == errno.ENOENT:
+                    self.vanished += 1
+                elif code:
+                    self.errors[code] = self.errors.get(code, 0) + 1
+            off += (mlen + 3) & ~3
+        return done
+
+    final = False
+
+    def _drain(self, block):
+        sock = self.conn.sock
+        sock.setblocking(block)
+        try:
+            while True:
+                try:
+                    n = sock.recv_into(self.conn.buf, self.conn.CHUNK)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        raise ConntrackError('the kernel dropped answers to delete requests (receive buffer '
+                                             'overrun): the result cannot be trusted; run the task again')
+                    raise
+                if self._count(n) or (block and not self.final):
+                    return
+        finally:
+            sock.setblocking(True)
+
+    def finish(self):
+        """Send what is pending, then wait for every answer (a final ACKed request marks the end).
+        Returns the number of entries deleted."""
+        self.flush_pending()
+        data, _seq = self.conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET_STATS,
+                                       nl.NLM_F_REQUEST | nl.NLM_F_ACK)
+        self.final = True
+        self.conn.send(data)
+        self._drain(block=True)
+        self.conn.close()
+        if self.errors:
+            code, count = sorted(self.errors.items(), key=lambda kv: -kv[1])[0]
+            raise ConntrackError('%d of %d delete requests failed: %s'
+                                 % (sum(self.errors.values()), self.sent,
+                                    nl.NetlinkError(code, 'deleting entries').msg))
+        return self.sent - self.vanished
+
+    def close(self):
+        self.conn.close()
+
+
+def _dump_raw(conn, family, attrs, handler):
+    """Stream a (kernel-filtered) dump, calling ``handler(buf, payload_off, end, family)`` per entry."""
+    data, seq = conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET, nl.NLM_F_REQUEST | nl.NLM_F_DUMP,
+                             family, nl.NFNETLINK_V0, attrs)
+    conn.send(data)
+    buf = conn.buf
+    hdr = _HDR.unpack_from
+    while True:
+        n = conn._recv()  # pylint: disable=protected-access
+        off = 0
+        while off + 16 <= n:
+            mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
+            if mlen < 16 or off + mlen > n:
+                break
+            if mseq == seq:
+                if mtype >= 0x100:
+                    if handler(buf, off + 20, off + mlen, buf[off + 16]) is False:
+                        return
+                elif mtype == nl.NLMSG_DONE:
+                    return
+                elif mtype == nl.NLMSG_ERROR:
+                    code = -_ERR.unpack_from(buf, off + 16)[0]
+                    if code:
+                        raise nl.NetlinkError(code, 'listing the conntrack table')
+                    return
+            off += (mlen + 3) & ~3
+
+
+def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None):
+    """Walk the entries matching ``flt``: count them, keep a sample, and with ``delete`` delete them.
+
+    Deletes are sent while the dump runs. ``limit``: stop (without deleting, ``delete`` must be False)
+    as soon as more than ``limit`` entries match. ``exact``: the kernel-side dump selects exactly the
+    matching entries, so entries are decoded only for the sample. Returns (matched, deleted, sample).
+    """
+    requests = flt.kernel_requests()
+    if exact is None:
+        exact = flt.kernel_exact
+    pred = None if exact or flt.empty else flt.match
+    decode = nl.decode_ct
+    sample = []
+    state = {'matched': 0}
+    deleter = _Deleter() if delete else None
+
+    def handler(buf, off, end, family):
+        entry = None
+        if pred is not None:
+            entry = decode(buf, off, end, family)
+            if not pred(entry):
+                return None
+        state['matched'] += 1
+        if len(sample) < sample_size:
+            sample.append(entry or decode(buf, off, end, family))
+        if deleter is not None:
+            request = _delete_of(buf, off, end, family)
+            if request is not None:
+                deleter.add(request)
+        if limit is not None and state['matched'] > limit:
+            return False
+        return None
+
+    try:
+        with nl.Connection() as conn:
+            for family, attrs in requests:
+                _dump_raw(conn, family, attrs, handler)
+                if limit is not None and state['matched'] > limit:
+                    break
+        deleted = deleter.finish() if deleter is not None else 0
+    finally:
+        if deleter is not None:
+            deleter.close()
+    return state['matched'], deleted, sample
