@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import errno
 import os
+import socket
 import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
@@ -107,10 +108,13 @@ def create_entry(conn, entry):
         raise _explain(exc, 'creating the entry')
 
 
-def update_entry(conn, ident, changes):
+def update_entry(conn, ident, changes, state=None, protonum=None):
     """CT_NEW without CREATE on the entry ``ident`` names: only the attributes in ``changes``
-    (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints)."""
+    (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
+    with ``state`` the TCP/SCTP/DCCP state."""
     attrs = identity_attrs(ident)
+    if state is not None:
+        attrs += _protoinfo(protonum, state)
     if 'status' in changes:
         attrs += nl.nla_be32(nl.CTA_STATUS, changes['status'])
     if 'timeout' in changes:
@@ -146,6 +150,15 @@ def delete_entry(conn, ident, ct_id=None):
     return True
 
 
+def _protoinfo(protonum, state):
+    container, names = {6: (nl.CTA_PROTOINFO_TCP, nl.TCP_STATES), 132: (nl.CTA_PROTOINFO_SCTP, nl.SCTP_STATES),
+                        33: (nl.CTA_PROTOINFO_DCCP, nl.DCCP_STATES)}[protonum]
+    info = [nl.nla_u8(1, names.index(state))]
+    if protonum == 132:  # the kernel wants both SCTP verification tags with the state
+        info += [nl.nla_be32(2, 0), nl.nla_be32(3, 0)]
+    return nl.nla_nested(nl.CTA_PROTOINFO, nl.nla_nested(container, *info))
+
+
 def _nat_attrs(entry):
     out = b''
     for key, atype in (('nat_src', nl.CTA_NAT_SRC), ('nat_dst', nl.CTA_NAT_DST)):
@@ -155,7 +168,6 @@ def _nat_attrs(entry):
         af = _af(entry['family'])
         lo_t, hi_t = (nl.CTA_NAT_V4_MINIP, nl.CTA_NAT_V4_MAXIP) if af == nl.AF_INET else (
             nl.CTA_NAT_V6_MINIP, nl.CTA_NAT_V6_MAXIP)
-        import socket
         parts = [nl.nla(lo_t, socket.inet_pton(af, nat['ip'])), nl.nla(hi_t, socket.inet_pton(af, nat['ip']))]
         if nat.get('port') is not None:
             parts.append(nl.nla_nested(nl.CTA_NAT_PROTO, nl.nla_be16(nl.CTA_PROTONAT_PORT_MIN, nat['port']),
@@ -253,9 +265,16 @@ def _delete_of(buf, off, end, family):
 
 
 class _Deleter(object):
-    """Sends CT_DELETE requests in large datagrams on its own socket, without ACKs; counts failures."""
+    """Sends CT_DELETE requests in large datagrams on its own socket, without ACKs; counts failures.
+
+    A sender thread does the sending: the kernel deletes the entries of one datagram inside sendmsg(),
+    which releases the GIL, so the deletes overlap with the dump being read and decoded.
+    """
 
     def __init__(self, batch_bytes=BATCH_BYTES):
+        import queue
+        import threading
+
         self.conn = nl.Connection()
         self.batch_bytes = batch_bytes
         self.pending = []
@@ -263,6 +282,12 @@ class _Deleter(object):
         self.sent = 0
         self.vanished = 0
         self.errors = {}
+        self.failure = None
+        self.final = False
+        self.queue = queue.Queue(maxsize=16)
+        self.thread = threading.Thread(target=self._run, name='ctnetlink-delete')
+        self.thread.daemon = True
+        self.thread.start()
 
     def add(self, request):
         self.pending.append(request)
@@ -273,10 +298,23 @@ class _Deleter(object):
 
     def flush_pending(self):
         if self.pending:
-            self.conn.send(b''.join(self.pending))
+            self.queue.put(b''.join(self.pending))
             self.pending = []
             self.size = 0
-            self._drain(block=False)
+
+    def _run(self):
+        try:
+            while True:
+                data = self.queue.get()
+                if data is None:
+                    return
+                if self.failure is None:
+                    self.conn.send(data)
+                    self._drain(block=False)
+        except ConntrackError as exc:
+            self.failure = exc
+            while self.queue.get() is not None:
+                pass
 
     def _count(self, n):
         buf = self.conn.buf
@@ -288,7 +326,7 @@ class _Deleter(object):
                 break
             if mtype == nl.NLMSG_ERROR:
                 code = -_ERR.unpack_from(buf, off + 16)[0]
-                if mseq == self.conn.seq and self.final:
+                if self.final and mseq == self.conn.seq:
                     done = True
                 elif code == errno.ENOENT:
                     self.vanished += 1
@@ -296,8 +334,6 @@ class _Deleter(object):
                     self.errors[code] = self.errors.get(code, 0) + 1
             off += (mlen + 3) & ~3
         return done
-
-    final = False
 
     def _drain(self, block):
         sock = self.conn.sock
@@ -312,16 +348,25 @@ class _Deleter(object):
                     if exc.errno == errno.ENOBUFS:
                         raise ConntrackError('the kernel dropped answers to delete requests (receive buffer '
                                              'overrun): the result cannot be trusted; run the task again')
-                    raise
-                if self._count(n) or (block and not self.final):
+                    raise ConntrackError('netlink receive failed: %s' % exc.strerror)
+                if self._count(n):
                     return
         finally:
             sock.setblocking(True)
+
+    def _stop(self):
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
 
     def finish(self):
         """Send what is pending, then wait for every answer (a final ACKed request marks the end).
         Returns the number of entries deleted."""
         self.flush_pending()
+        self._stop()
+        if self.failure is not None:
+            raise self.failure
         data, _seq = self.conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET_STATS,
                                        nl.NLM_F_REQUEST | nl.NLM_F_ACK)
         self.final = True
@@ -329,13 +374,14 @@ class _Deleter(object):
         self._drain(block=True)
         self.conn.close()
         if self.errors:
-            code, count = sorted(self.errors.items(), key=lambda kv: -kv[1])[0]
+            code = sorted(self.errors.items(), key=lambda kv: -kv[1])[0][0]
             raise ConntrackError('%d of %d delete requests failed: %s'
                                  % (sum(self.errors.values()), self.sent,
                                     nl.NetlinkError(code, 'deleting entries').msg))
         return self.sent - self.vanished
 
     def close(self):
+        self._stop()
         self.conn.close()
 
 
@@ -367,6 +413,44 @@ def _dump_raw(conn, family, attrs, handler):
             off += (mlen + 3) & ~3
 
 
+_NET_INDEX = {'src': 0, 'dst': 1, 'reply_src': 5, 'reply_dst': 6}
+
+
+def raw_net_matcher(flt):
+    """A matcher on the raw dumped message for filters whose only conditions the kernel cannot check are
+    addresses (CIDRs, IPv6 addresses, reply addresses), or None.
+
+    Every other condition of such a filter (family, proto, TCP/UDP ports of the original direction, mark,
+    zone, status) is selected exactly by the kernel-side dump, so comparing the address bytes of the two
+    tuples is all that is left: no entry dict is built for entries that do not match. The matcher returns
+    None for a message outside the common layout (ICMP, no ports), which the caller then decodes in full.
+    """
+    if not flt.nets or flt.states is not None or flt.icmp:
+        return None
+    if any(option.startswith('reply_') for option in flt.ports):
+        return None
+    if flt.ports and flt.protonum not in (6, 17):
+        return None
+    checks = tuple((_NET_INDEX[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
+    # the fast-path layout of the decoder (same collection, private on purpose)
+    lens = nl._FAST_LEN  # pylint: disable=protected-access
+    hdrs = nl._FAST_HDR  # pylint: disable=protected-access
+    vals = nl._FAST_VAL  # pylint: disable=protected-access
+    expect = nl._FAST_EXPECT  # pylint: disable=protected-access
+    from_bytes = int.from_bytes
+
+    def match(buf, off, end, family):
+        size = lens.get(family)
+        if size is None or off + size > end or hdrs[family](buf, off) != expect[family]:
+            return None
+        values = vals[family](buf, off)
+        for index, af, net, mask in checks:
+            if af != family or from_bytes(values[index], 'big') & mask != net:
+                return False
+        return True
+    return match
+
+
 def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None):
     """Walk the entries matching ``flt``: count them, keep a sample, and with ``delete`` delete them.
 
@@ -378,6 +462,7 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
     if exact is None:
         exact = flt.kernel_exact
     pred = None if exact or flt.empty else flt.match
+    raw = None if pred is None else raw_net_matcher(flt)
     decode = nl.decode_ct
     sample = []
     state = {'matched': 0}
@@ -386,8 +471,11 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
     def handler(buf, off, end, family):
         entry = None
         if pred is not None:
-            entry = decode(buf, off, end, family)
-            if not pred(entry):
+            verdict = None if raw is None else raw(buf, off, end, family)
+            if verdict is None:
+                entry = decode(buf, off, end, family)
+                verdict = pred(entry)
+            if not verdict:
                 return None
         state['matched'] += 1
         if len(sample) < sample_size:
@@ -411,3 +499,192 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
         if deleter is not None:
             deleter.close()
     return state['matched'], deleted, sample
+
+
+# --- conntrack_flush ----------------------------------------------------------------------------
+
+FLUSH_ARGSPEC = dict(
+    table=dict(type='str', default='conntrack', choices=['conntrack', 'expect']),
+    all=dict(type='bool', default=False),
+    max_delete=dict(type='int'),
+    sample_size=dict(type='int', default=SAMPLE_DEFAULT),
+    helper=dict(type='str'),
+    method=dict(type='str', default='auto', choices=['auto', 'batched_delete']),
+)
+EXPECT_FILTERS = ('family', 'proto', 'src', 'dst', 'sport', 'dport', 'zone')
+
+
+def validate_flush(params):
+    """Check every option before the kernel is touched; return the Filter."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
+
+    flt = Filter.from_params(params)
+    if params.get('max_delete') is not None and params['max_delete'] < 0:
+        raise ConntrackError('max_delete %s is negative: give the largest number of entries this task may delete'
+                             % params['max_delete'], option='max_delete')
+    if params.get('sample_size') is not None and params['sample_size'] < 0:
+        raise ConntrackError('sample_size %s is negative: give 0 for no sample' % params['sample_size'],
+                             option='sample_size')
+    expect = params.get('table') == 'expect'
+    if expect:
+        bad = sorted(k for k in flt.given if k not in EXPECT_FILTERS)
+        if bad:
+            raise ConntrackError('%s cannot filter the expect table: expectations are selected by helper and by '
+                                 'their master connection (%s)' % (', '.join(bad), ', '.join(EXPECT_FILTERS)),
+                                 option=bad[0])
+    elif params.get('helper'):
+        raise ConntrackError('helper filters the expect table only: set table: expect (conntrack entries are '
+                             'filtered by the other options)', option='helper')
+    selective = not flt.empty or (expect and params.get('helper'))
+    if params.get('all') and selective:
+        raise ConntrackError('all: true deletes every entry and cannot be combined with filter options (%s): '
+                             'remove all, or remove the filter' % (flt.describe() if not flt.empty else 'helper'),
+                             option='all')
+    if not selective and not params.get('all'):
+        raise ConntrackError('no filter given: this would delete every entry of the %s table. Give filter '
+                             'options, or all: true to really flush everything'
+                             % ('expectation' if expect else 'conntrack'), option='all')
+    return flt
+
+
+def _count_all():
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int
+    value = read_int('/proc/sys/net/netfilter/nf_conntrack_count')
+    if value is None:
+        with nl.Connection() as conn:
+            value = conn.stats_global().get('count', 0)
+    return value
+
+
+def _first_entries(count):
+    """The first ``count`` entries of a full dump (the dump is abandoned after them)."""
+    out = []
+    if count <= 0:
+        return out
+
+    def handler(buf, off, end, family):
+        out.append(nl.decode_ct(buf, off, end, family))
+        return False if len(out) >= count else None
+
+    with nl.Connection() as conn:
+        _dump_raw(conn, 0, b'', handler)
+    return out
+
+
+def flush_conntrack(params, check_mode=False, release=None):
+    """conntrack_flush on the conntrack table. Returns the result dict (without ``changed``)."""
+    flt = validate_flush(params)
+    sample_size = params.get('sample_size')
+    if sample_size is None:
+        sample_size = SAMPLE_DEFAULT
+    max_delete = params.get('max_delete')
+    kernel = params.get('method', 'auto') == 'auto' and kernel_flushable(flt, release)
+    method = 'kernel_flush' if kernel else 'batched_delete'
+    result = {'table': 'conntrack', 'filter': flt.given, 'method': method}
+
+    if flt.empty:
+        matched = _count_all()
+        sample = _first_entries(sample_size)
+    elif kernel or check_mode or max_delete is not None:
+        # an exact count first: the kernel-side requests of a flushable filter select exactly
+        matched, _deleted, sample = select(flt, delete=False, sample_size=sample_size,
+                                           limit=max_delete, exact=True if kernel else None)
+    else:
+        matched = None
+        sample = None
+
+    if max_delete is not None and matched > max_delete:
+        raise ConntrackError('more than max_delete=%d entries match (%s): nothing was deleted. Narrow the '
+                             'filter or raise max_delete' % (max_delete, flt.describe()), option='max_delete',
+                             matched=matched)
+    if check_mode:
+        result.update(deleted=matched, sample=sample)
+        return result
+    if kernel:
+        if matched:
+            with nl.Connection() as conn:
+                kernel_flush(conn, flt)
+        result.update(deleted=matched, sample=sample)
+        return result
+    _matched, deleted, new_sample = select(flt, delete=True, sample_size=sample_size)
+    result.update(deleted=deleted, sample=sample if sample is not None else new_sample)
+    return result
+
+
+# --- expectations --------------------------------------------------------------------------------
+
+def _expect_matches(flt, helper):
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import PROTO_NUMBERS
+
+    def match(exp):
+        if helper and exp.get('helper') != helper:
+            return False
+        if flt.empty:
+            return True
+        master = dict(exp.get('master') or {})
+        master['family'] = exp.get('family')
+        master['protonum'] = PROTO_NUMBERS.get(master.get('proto'))
+        master['zone'] = exp.get('zone', 0)
+        return flt.match(master)
+    return match
+
+
+def _delete_expect(conn, exp):
+    tup = dict(exp['tuple'])
+    attrs = nl.encode_tuple(nl.CTA_EXPECT_TUPLE, exp['family'], tup)
+    if exp.get('zone'):
+        attrs += nl.nla_be16(nl.CTA_EXPECT_ZONE, exp['zone'])
+    if exp.get('id') is not None:
+        attrs += nl.nla_be32(nl.CTA_EXPECT_ID, exp['id'])
+    try:
+        conn.request(nl.NFNL_SUBSYS_CTNETLINK_EXP, nl.IPCTNL_MSG_EXP_DELETE, nl.NLM_F_REQUEST | nl.NLM_F_ACK,
+                     _af(exp['family']), nl.NFNETLINK_V0, attrs, action='deleting an expectation')
+    except nl.NetlinkError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+def flush_expect(params, check_mode=False):
+    """conntrack_flush on the expect table: all, by helper name, or by master tuple."""
+    flt = validate_flush(params)
+    helper = params.get('helper')
+    sample_size = params.get('sample_size')
+    if sample_size is None:
+        sample_size = SAMPLE_DEFAULT
+    match = _expect_matches(flt, helper)
+    with nl.Connection() as conn:
+        chosen = [exp for exp in conn.dump_expect() if match(exp)]
+    given = dict(flt.given)
+    if helper:
+        given['helper'] = helper
+    kernel = params.get('method', 'auto') == 'auto' and flt.empty
+    result = {'table': 'expect', 'filter': given, 'method': 'kernel_flush' if kernel else 'batched_delete',
+              'sample': chosen[:sample_size]}
+    max_delete = params.get('max_delete')
+    if max_delete is not None and len(chosen) > max_delete:
+        raise ConntrackError('more than max_delete=%d expectations match (%d): nothing was deleted. Narrow the '
+                             'filter or raise max_delete' % (max_delete, len(chosen)), option='max_delete')
+    if check_mode or not chosen:
+        result['deleted'] = len(chosen)
+        return result
+    with nl.Connection() as conn:
+        if kernel:
+            # one EXP_DELETE without a tuple: everything, or every expectation of one helper
+            attrs = nl.nla_str(nl.CTA_EXPECT_HELP_NAME, helper) if helper else b''
+            try:
+                conn.request(nl.NFNL_SUBSYS_CTNETLINK_EXP, nl.IPCTNL_MSG_EXP_DELETE, nl.NLM_F_REQUEST | nl.NLM_F_ACK,
+                             0, nl.NFNETLINK_V0, attrs, action='flushing the expect table')
+            except nl.NetlinkError as exc:
+                raise nl.NetlinkError(exc.errno, 'flushing the expect table')
+            result['deleted'] = len(chosen)
+        else:
+            result['deleted'] = sum(1 for exp in chosen if _delete_expect(conn, exp))
+    return result
+
+
+def flush(params, check_mode=False):
+    if params.get('table') == 'expect':
+        return flush_expect(params, check_mode)
+    return flush_conntrack(params, check_mode)
