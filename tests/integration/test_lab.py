@@ -2,11 +2,21 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import ROOT, VENV_BIN, ansible_env
 from lab import Lab, netns_list
 
 
-def test_hosts_reach_each_other_and_tables_fill(lab):
+@pytest.fixture(scope='module')
+def fresh(lab):
+    """New traffic for this module: the session lab's UDP/ICMP entries expire after 30 s."""
+    lab.traffic()
+    return lab
+
+
+def test_hosts_reach_each_other_and_tables_fill(fresh):
+    lab = fresh
     for host in lab.hosts:
         assert lab.count_entries(host) > 0, 'traffic left no conntrack entries in %s' % host
         listing = lab.exec(host, ['conntrack', '-L']).stdout
@@ -32,7 +42,8 @@ def test_adhoc_conntrack_info_as_a_new_user_types_it(lab, ansible_adhoc):
         assert set(result['stats']) >= {'drop', 'early_drop', 'insert_failed'}
 
 
-def test_adhoc_query_brings_back_only_the_answer(lab, ansible_adhoc):
+def test_adhoc_query_brings_back_only_the_answer(fresh, ansible_adhoc):
+    lab = fresh
     rc, results, output = ansible_adhoc('h1', 'netfilter.conntrack.conntrack_info',
                                         'summary=true query=summary.by_proto', lab.inventory_path)
     assert rc == 0, output
