@@ -195,6 +195,13 @@ class Lab(object):
             lines.append('%s ansible_connection=local ansible_python_interpreter=%s lab_namespace=%s '
                          'lab_ipv4=%s lab_ipv6=%s' % (host, self.python(host), self.namespace(host),
                                                       self.ipv4(host), self.ipv6(host)))
+        lines += ['', '[lab:vars]',
+                  '# each lab host is a network namespace: boot-time files never reach it, and the global',
+                  '# knobs (nf_conntrack_max, buckets) belong to the machine, not to the host',
+                  'synflood_guard_persist=false',
+                  'tuning_persist=false',
+                  '# the lab service port (tests/lab/lab.py traffic) is what the demo protects',
+                  'synflood_guard_ports=[8080]']
         with open(self.inventory_path, 'w') as handle:
             handle.write('\n'.join(lines) + '\n')
         link = os.path.join(self.root, 'lab', 'inventory.ini')
