@@ -449,11 +449,36 @@ def public(entry):
     return dict((k, v) for k, v in entry.items() if k not in ('nat_src', 'nat_dst'))
 
 
+def same_tuple(entry, ident):
+    """True when ``entry`` has ``ident``'s tuple in ``ident``'s direction (and its zone)."""
+    prefix = '' if ident['direction'] == 'orig' else 'reply_'
+    for key, value in ident['tuple'].items():
+        if entry.get(prefix + key) != value:
+            return False
+    return entry.get('zone', 0) == (ident.get('zone') or 0)
+
+
+def describe(entry):
+    ports = ' sport=%s dport=%s' % (entry.get('sport'), entry.get('dport')) if entry.get('sport') is not None else ''
+    return '%s %s src=%s dst=%s%s zone=%s' % (entry.get('family'), entry.get('proto'), entry.get('src'),
+                                              entry.get('dst'), ports, entry.get('zone', 0))
+
+
 def ensure(spec, check_mode=False):
     """Make the kernel hold (or not hold) the entry. Returns the result dict."""
     ident = spec.identity()
     with nl.Connection() as conn:
         current = ctw.get_entry(conn, ident)
+        if current is not None and not same_tuple(current, ident):
+            # the kernel looks a tuple up in both directions: this is another entry, whose other tuple is ours
+            if spec.state == 'absent':
+                current = None
+            else:
+                raise ConntrackError('the %s tuple asked for is the %s tuple of another entry (%s): the kernel '
+                                     'cannot hold both; delete that entry first or name it by its own tuple'
+                                     % ('original' if ident['direction'] == 'orig' else 'reply',
+                                        'reply' if ident['direction'] == 'orig' else 'original',
+                                        describe(current)), option='src')
         result = {'changed': False, 'action': 'none'}
         if spec.state == 'absent':
             if current is not None:

@@ -1,0 +1,83 @@
+"""Helpers of the write-path integration tests (namespace prefix ``ctwr``): namespaces, module runs,
+table snapshots, expectations created over netlink. Builds on ctin_support's runners."""
+import contextlib
+
+import ctin_support as ct
+
+run_module = ct.run_module
+in_ns = ct.in_ns
+conntrack = ct.conntrack
+fill = ct.fill
+
+SNAPSHOT = """
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+with nl.Connection() as conn:
+    rows = [[e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('sport'), e.get('dport'),
+             e.get('icmp_type'), e.get('icmp_code'), e.get('icmp_id'), e.get('zone', 0), e.get('mark', 0),
+             e.get('id')] for e in conn.dump()]
+emit(rows)
+"""
+
+EXPECT = """
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+# masters with a helper, each announcing one expected connection (what an FTP PASV or TFTP RRQ makes)
+F = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
+with nl.Connection() as conn:
+    for helper, proto, sport, dport, expected in DATA:
+        m = {'family': 'ipv4', 'protonum': proto, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': sport,
+             'dport': dport, 'timeout': 300, 'status': ['SEEN_REPLY', 'ASSURED']}
+        if proto == 6:
+            m['state'] = 'ESTABLISHED'
+        attrs = nl.encode_ct_attrs(m) + nl.nla_nested(nl.CTA_HELP, nl.nla_str(nl.CTA_HELP_NAME, helper))
+        conn.request(1, nl.IPCTNL_MSG_CT_NEW, F, nl.AF_INET, 0, attrs)
+        tup = {k: m[k] for k in ('src', 'dst', 'sport', 'dport', 'protonum')}
+        exp = nl.encode_tuple(nl.CTA_EXPECT_MASTER, 'ipv4', tup)
+        exp += nl.encode_tuple(nl.CTA_EXPECT_TUPLE, 'ipv4', {'src': '192.0.2.2', 'dst': '192.0.2.1',
+                                                             'protonum': proto, 'sport': 0, 'dport': expected})
+        exp += nl.encode_tuple(nl.CTA_EXPECT_MASK, 'ipv4', {'src': '255.255.255.255', 'dst': '255.255.255.255',
+                                                            'protonum': 255, 'sport': 0, 'dport': 0xffff})
+        exp += nl.nla_be32(nl.CTA_EXPECT_TIMEOUT, 600)
+        conn.request(2, nl.IPCTNL_MSG_EXP_NEW, F, nl.AF_INET, 0, exp)
+    emit([e['tuple']['dport'] for e in conn.dump_expect()])
+"""
+
+EXPECT_LIST = """
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+with nl.Connection() as conn:
+    emit(sorted(e['tuple']['dport'] for e in conn.dump_expect()))
+"""
+
+
+@contextlib.contextmanager
+def netns(name):
+    """A fresh network namespace named ``name`` (prefix ctwr), always removed."""
+    assert name.startswith('ctwr') and len(name) <= 15, name
+    ct.sh('ip', 'netns', 'del', name, check=False)
+    ct.sh('ip', 'netns', 'add', name)
+    try:
+        ct.sh('ip', '-n', name, 'link', 'set', 'lo', 'up')
+        yield name
+    finally:
+        ct.sh('ip', 'netns', 'del', name, check=False)
+
+
+def snapshot(ns):
+    """The table as a set of (family, proto, orig tuple, zone, mark, id) tuples."""
+    return set(tuple(row) for row in in_ns(ns, SNAPSHOT))
+
+
+def keys(rows):
+    """(family, proto, orig tuple, zone) of snapshot rows."""
+    return set(row[:10] for row in rows)
+
+
+def create_expectations(ns, specs):
+    return in_ns(ns, EXPECT, specs)
+
+
+def expectations(ns):
+    return in_ns(ns, EXPECT_LIST)
+
+
+def flush_all(ns):
+    conntrack(ns, '-F', check=False)
