@@ -271,7 +271,9 @@ def test_dump_expect(fake_socket):
         'tuple': {'src': '192.0.2.1', 'dst': '192.0.2.1', 'sport': 0, 'dport': 50000, 'proto': 'tcp',
                   'protonum': 6},
         'mask': {'src': '255.255.255.255', 'dst': '255.255.255.255', 'sport': 0, 'dport': 65535},
-        'master': {'src': '192.0.2.1', 'dst': '192.0.2.1', 'sport': 48372, 'dport': 21, 'proto': 'tcp'},
+        'master': {'src': '192.0.2.1', 'dst': '192.0.2.1', 'sport': 48372, 'dport': 21, 'proto': 'tcp',
+                   'protonum': 6},
+        'zone': 0,
     }
     # the same expectation as conntrack -L expect shows it
     line = REC['conntrack_expect'].split()
