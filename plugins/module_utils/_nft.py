@@ -373,6 +373,44 @@ def transaction(table_text):
     return head + (table_text or '')
 
 
+def check_persist(params, initial_namespace):
+    if params.get('persist') and not initial_namespace:
+        raise ConntrackError('persist: true writes boot-time files, which only the initial network namespace '
+                             'loads; create the rules from whatever creates the namespace instead')
+
+
+def apply_table(result, params, current_text, after_text, changed, check_mode):
+    """Add the diff to ``result``; apply the new table (or check it with nft -c); persist when asked."""
+    result['diff'] = dict(before=current_text or '', after=after_text or '',
+                          before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
+                          after_header='rendered table')
+    if changed and not (check_mode and after_text is None):
+        rc, _out, err = run_nft((['-c'] if check_mode else []) + ['-f', '-'], stdin=transaction(after_text))
+        if rc != 0:
+            raise nft_error(err, 'checking the rendered table' if check_mode else 'applying the table')
+    if params.get('persist'):
+        result['persisted'] = persist(after_text, params.get('persist_file') or DEFAULT_PERSIST_FILE,
+                                      params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
+        result['changed'] = result['changed'] or result['persisted']['changed']
+
+
+def run_module(module, plan_class):
+    """The body of conntrack_notrack and conntrack_helper: enter the namespace, plan, apply, exit."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import (
+        enter_namespace, in_initial_namespace)
+    try:
+        enter_namespace(module.params['namespace'])
+        plan = plan_class(module.params, initial_namespace=in_initial_namespace())
+        result, warnings = plan.run(module.check_mode)
+    except ConntrackError as exc:
+        module.fail_json(msg=exc.msg)
+    for warning in warnings:
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
 # --- the notrack desired state ----------------------------------------------------------------------
 
 class NotrackPlan(object):
@@ -396,9 +434,7 @@ class NotrackPlan(object):
                 continue
             seen[rid] = (state, index)
             (self.present if state == 'present' else self.absent).append((rid, canon))
-        if params.get('persist') and not initial_namespace:
-            raise ConntrackError('persist: true writes boot-time files, which only the initial network namespace '
-                                 'loads; create the rules from whatever creates the namespace instead')
+        check_persist(params, initial_namespace)
         self.warnings = []
 
     def run(self, check_mode):
@@ -453,24 +489,7 @@ class NotrackPlan(object):
         result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
                       rules=[dict(want_new[rid], id=rid) for rid in sorted(want_new)],
                       kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drop_invalid))
-        result['diff'] = dict(before=current_text or '', after=after_text or '',
-                              before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
-                              after_header='rendered table')
-        if changed:
-            text = transaction(after_text)
-            if check_mode:
-                if after_text is not None:
-                    rc, _out, err = run_nft(['-c', '-f', '-'], stdin=text)
-                    if rc != 0:
-                        raise nft_error(err, 'checking the rendered table')
-            else:
-                rc, _out, err = run_nft(['-f', '-'], stdin=text)
-                if rc != 0:
-                    raise nft_error(err, 'applying the table')
-        if params.get('persist'):
-            result['persisted'] = persist(after_text, params.get('persist_file') or DEFAULT_PERSIST_FILE,
-                                          params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
-            result['changed'] = result['changed'] or result['persisted']['changed']
+        apply_table(result, params, current_text, after_text, changed, check_mode)
         return result, self.warnings
 
 
@@ -626,9 +645,7 @@ class HelperPlan(object):
         self.params = params
         self.canon = normalize_helper(params)
         self.rid = rule_id(self.canon)
-        if params.get('persist') and not initial_namespace:
-            raise ConntrackError('persist: true writes boot-time files, which only the initial network namespace '
-                                 'loads; create the rules from whatever creates the namespace instead')
+        check_persist(params, initial_namespace)
         self.warnings = []
 
     def run(self, check_mode):
@@ -666,16 +683,5 @@ class HelperPlan(object):
             self.warnings.append('the %s helper is not loaded in this kernel (no /sys/module/nf_conntrack_%s): '
                                  'nft loads it on first use where it is a module' % (
                                      self.canon['helper'], self.canon['helper'].split('-')[0].replace('-', '_')))
-        result['diff'] = dict(before=current_text or '', after=after_text or '',
-                              before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
-                              after_header='rendered table')
-        if changed:
-            text = transaction(after_text)
-            rc, _out, err = run_nft((['-c'] if check_mode else []) + ['-f', '-'], stdin=text)
-            if rc != 0:
-                raise nft_error(err, 'checking the rendered table' if check_mode else 'applying the table')
-        if self.params.get('persist'):
-            result['persisted'] = persist(after_text, self.params.get('persist_file') or DEFAULT_PERSIST_FILE,
-                                          self.params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
-            result['changed'] = result['changed'] or result['persisted']['changed']
+        apply_table(result, self.params, current_text, after_text, changed, check_mode)
         return result, self.warnings

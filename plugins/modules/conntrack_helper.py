@@ -131,10 +131,9 @@ persisted:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
-    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, HelperPlan)
+    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, HelperPlan, run_module)
 
 
 def main():
@@ -153,18 +152,7 @@ def main():
     )
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        enter_namespace(module.params['namespace'])
-        plan = HelperPlan(module.params, initial_namespace=in_initial_namespace())
-        result, warnings = plan.run(module.check_mode)
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg)
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
-
+    run_module(module, HelperPlan)
 
 if __name__ == '__main__':
     main()
