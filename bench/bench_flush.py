@@ -85,7 +85,6 @@ def rebuild(n):
     return int(out)
 
 
-
 def ns_count():
     return int(sh(ns_exec(['cat', '/proc/sys/net/netfilter/nf_conntrack_count'])).stdout)
 
@@ -140,7 +139,7 @@ def main():
             rebuild(0)
             # the fixed cost: Python start-up and imports of the module, on an empty table
             start_cost = statistics.median(timed(ns_exec([PYTHON, '-m', MODULE, path]), env=env)[0]
-                                           for _ in range(args.repeat))
+                                           for _run in range(args.repeat))
     finally:
         sh(['ip', 'netns', 'del', NS], check=False)
     targets = {'mark 1': 0.2, 'tcp dport 80 src 192.0.2.0/24': 0.4, 'everything': 1.2}

@@ -154,5 +154,6 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, HelperPlan)
 
+
 if __name__ == '__main__':
     main()

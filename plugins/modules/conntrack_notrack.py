@@ -216,5 +216,6 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_module(module, NotrackPlan)
 
+
 if __name__ == '__main__':
     main()
