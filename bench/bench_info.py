@@ -152,72 +152,35 @@ def median_of(n, argv, **kwargs):
 
 # --- namespaces --------------------------------------------------------------------------------
 
-class Namespace(object):
-    """A bare namespace with our prefix (used when tests/lab/lab.py is not available)."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        subprocess.run(['ip', 'netns', 'add', self.name], check=True)
-        subprocess.run(['ip', 'netns', 'exec', self.name, 'ip', 'link', 'set', 'lo', 'up'], check=True)
-        return self
-
-    def __exit__(self, *exc):
-        subprocess.run(['ip', 'netns', 'del', self.name], check=False)
-        return False
-
-
 def lab_namespace(tag):
-    """A one-host lab from tests/lab/lab.py (``Lab(prefix, hosts=1)``) when it exists; else a bare namespace.
+    """A one-host lab from tests/lab/lab.py (``Lab(prefix, hosts=1)``), removed in every exit path.
 
-    Returns a context manager whose value has ``.name`` (the namespace).
+    Returns a context manager whose value has ``.name`` (the host's namespace).
     """
-    try:
-        from tests.lab.lab import Lab  # written by the lab work of issue 2
-    except ImportError:
-        return Namespace('%s%s-%d' % (PREFIX, tag, os.getpid()))
-    return _LabHost(Lab, PREFIX + tag)
+    from tests.lab.lab import Lab
+    return _LabHost(Lab(prefix=PREFIX + tag, hosts=1))
 
 
 class _LabHost(object):
-    """Adapter over the lab: enter it, find the one host's namespace, leave it in every exit path."""
+    """The lab's one host: build the lab, name the host's namespace, tear the lab down on the way out."""
 
-    def __init__(self, lab_class, prefix):
-        self.lab = lab_class(prefix=prefix, hosts=1)
+    def __init__(self, lab):
+        self.lab = lab
         self.name = None
 
-    def _up(self):
-        if hasattr(self.lab, '__enter__'):
-            return self.lab.__enter__() or self.lab
-        self.lab.up()
-        return self.lab
-
-    def _down(self, *exc):
-        if hasattr(self.lab, '__exit__'):
-            self.lab.__exit__(*(exc or (None, None, None)))
-        else:
-            self.lab.down()
-
     def __enter__(self):
-        lab = self._up()
+        self.lab.up()
         try:
-            hosts = getattr(lab, 'hosts', None) or getattr(lab, 'namespaces', None)
-            if isinstance(hosts, dict):
-                hosts = list(hosts.values())
-            host = list(hosts)[0]
-            name = host if isinstance(host, str) else (
-                getattr(host, 'namespace', None) or getattr(host, 'netns', None) or getattr(host, 'name', None))
-            if not name or not os.path.exists(os.path.join('/run/netns', name)):
-                raise RuntimeError('no namespace %r under /run/netns' % (name,))
-        except Exception as exc:  # an unexpected Lab interface: say so, and do not leave the lab behind
-            self._down()
-            raise RuntimeError('bench_info: cannot find the host namespace of tests/lab/lab.py Lab: %s' % exc)
-        self.name = name
+            self.name = self.lab.namespace(self.lab.hosts[0])
+            if not os.path.exists(os.path.join('/run/netns', self.name)):
+                raise RuntimeError('the lab did not create namespace %s' % self.name)
+        except BaseException:
+            self.lab.down()
+            raise
         return self
 
     def __exit__(self, *exc):
-        self._down(*exc)
+        self.lab.down()
         return False
 
 

@@ -98,7 +98,8 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
     result that exit_json produced for everything else (warnings, invocation, ...).
 
     A bulk value may be a stream (an object with ``chunks()`` and ``trailer()``): its items are
-    encoded and written chunk by chunk as they arrive, then the trailer's keys are added. An error
+    encoded (or, for a stream whose ``text`` is true, already JSON texts) and written chunk by chunk
+    as they arrive, then the trailer's keys are added. An error
     while streaming ends the (still valid) JSON document with ``failed`` and ``msg``.
     """
     import io
@@ -110,6 +111,8 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
         for key, value in bulk.items():
             if hasattr(value, 'chunks'):
                 items = [item for chunk in value.chunks() for item in chunk]
+                if getattr(value, 'text', False):
+                    items = [json.loads(item) for item in items]
                 result.update(value.trailer())
                 value = items
             result[key] = value
@@ -139,9 +142,10 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
             continue
         write('[')
         first = True
+        text = getattr(value, 'text', False)
         try:
             for chunk in value.chunks():
-                body = dumps(chunk)[1:-1]
+                body = ', '.join(chunk) if text else dumps(chunk)[1:-1]
                 write(body if first else ', ' + body)
                 first = False
         except ConntrackError as exc:

@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import json
+import operator
 import os
 import socket
 import struct
@@ -400,7 +402,8 @@ _TAIL_HDRS = (_hdr_be(8, CTA_STATUS), _hdr_be(8, CTA_MARK), _hdr_be(8, CTA_ID), 
 _HDR_ZONE = _hdr_be(6, CTA_ZONE)
 _ZONE = struct.Struct('>IH').unpack_from
 _HDR_TCP_STATE = _hdr_be(5, CTA_PROTOINFO_TCP_STATE)
-_HDR_PROTOINFO_TCP = _hdr_be(44, CTA_PROTOINFO_TCP | NLA_F_NESTED)
+# the nested CTA_PROTOINFO_TCP header, type only: its length depends on the kernel (44 or 48 bytes seen)
+_TYPE_PROTOINFO_TCP = _hdr_be(0, CTA_PROTOINFO_TCP | NLA_F_NESTED)
 _PROTOINFO_TCP_STATE = struct.Struct('>4xIIB').unpack_from
 
 _ADDR_CACHE = {}
@@ -475,7 +478,7 @@ def decode_ct(buf, off, end, family):
         elif atype == CTA_PROTOINFO:
             if alen >= 16:
                 hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, off)
-                if hdr == _HDR_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
+                if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
                     entry['state'] = TCP_STATES[state] if state < 10 else str(state)
                 else:
                     _decode_protoinfo(buf, off + 4, pend, entry)
@@ -527,6 +530,349 @@ def decode_ct(buf, off, end, family):
 
 
 _NAT_BITS = STATUS_VALUES['SRC_NAT'] | STATUS_VALUES['DST_NAT']
+
+
+# --- bulk decoders: JSON text and brief records ---------------------------------------------
+# A listing of 10^5-10^6 entries spends most of its time building dicts and then encoding them.
+# decode_ct_json writes the JSON text of an entry directly from the unpacked values (the text
+# json.dumps(decode_ct(...)) gives, byte for byte); decode_ct_brief returns the few fields a summary
+# counts. Both handle the common layout (ports, the fixed tail, TCP protoinfo, counters, timestamps,
+# SYNPROXY) and fall back to decode_ct for anything else.
+
+_JSON_HEAD = ('{"family": "%s", "proto": %s, "protonum": %d, "src": "%s", "dst": "%s", "sport": %d, '
+              '"dport": %d, "reply_src": "%s", "reply_dst": "%s", "reply_sport": %d, "reply_dport": %d, '
+              '"zone": %d, "status": %s, "mark": %d, "id": %d, "use": %d, "timeout": %d')
+_JSON_STATUS = {}
+_JSON_PROTO = {}
+_JSON_TCP_STATE = tuple(', "state": "%s"' % name for name in TCP_STATES)
+_PLAIN_STATUS_MASK = ~_NAT_BITS
+
+
+def _json_status(value):
+    text = _JSON_STATUS.get(value)
+    if text is None:
+        text = _JSON_STATUS[value] = json.dumps(status_names(value))
+    return text
+
+
+def _json_proto(num):
+    text = _JSON_PROTO.get(num)
+    if text is None:
+        text = _JSON_PROTO[num] = json.dumps(PROTO_NAMES.get(num) or str(num))
+    return text
+
+
+def _fast_head(buf, off, end, family):
+    """The values of the common layout up to CTA_TIMEOUT and the offset after them, or None."""
+    fast_len = _FAST_LEN.get(family)
+    if fast_len is None or off + fast_len + 40 > end or _FAST_HDR[family](buf, off) != _FAST_EXPECT[family]:
+        return None
+    values = _FAST_VAL[family](buf, off)
+    off += fast_len
+    zone = 0
+    if off + 48 <= end:
+        hdr, zone_value = _ZONE(buf, off)
+        if hdr == _HDR_ZONE:
+            zone = zone_value
+            off += 8
+    tail = _TAIL(buf, off)
+    if (tail[0], tail[2], tail[4], tail[6], tail[8]) != _TAIL_HDRS:
+        return None
+    return values, zone, tail, off + 40
+
+
+def decode_ct_json(buf, off, end, family):
+    """The JSON text of one IPCTNL_MSG_CT_NEW payload: ``json.dumps(decode_ct(...))``, faster."""
+    head = _fast_head(buf, off, end, family)
+    if head is None:
+        return json.dumps(decode_ct(buf, off, end, family))
+    (src, dst, num, sport, dport, rsrc, rdst, _rnum, rsport, rdport), zone, tail, p = head
+    status = tail[1]
+    if status & _NAT_BITS:
+        return json.dumps(decode_ct(buf, off, end, family))
+    text = _JSON_HEAD % ('ipv4' if family == AF_INET else 'ipv6', _json_proto(num), num,
+                         _addr(family, src), _addr(family, dst), sport, dport, _addr(family, rsrc),
+                         _addr(family, rdst), rsport, rdport, zone, _json_status(status), tail[3], tail[5],
+                         tail[7], tail[9])
+    if p + 4 > end:
+        return text + '}'
+    parts = [text]
+    while p + 4 <= end:
+        alen, atype = _unpack_nla(buf, p)
+        if alen < 4:
+            break
+        atype &= NLA_TYPE_MASK
+        pend = p + alen
+        if atype == CTA_PROTOINFO:
+            if alen < 16:
+                return json.dumps(decode_ct(buf, off, end, family))
+            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, p)
+            if hdr & 0xffff != _TYPE_PROTOINFO_TCP or shdr != _HDR_TCP_STATE or state >= 10:
+                return json.dumps(decode_ct(buf, off, end, family))
+            parts.append(_JSON_TCP_STATE[state])
+        elif atype == CTA_COUNTERS_ORIG:
+            parts.append(', "packets": %d, "bytes": %d' % _decode_counters(buf, p + 4, pend))
+        elif atype == CTA_COUNTERS_REPLY:
+            parts.append(', "reply_packets": %d, "reply_bytes": %d' % _decode_counters(buf, p + 4, pend))
+        elif atype == CTA_TIMESTAMP:
+            for btype, q, _qend in iter_attrs(buf, p + 4, pend):
+                if btype == CTA_TIMESTAMP_START:
+                    parts.append(', "timestamp_start": %d' % _unpack_be64(buf, q)[0])
+                elif btype == CTA_TIMESTAMP_STOP:
+                    parts.append(', "timestamp_stop": %d' % _unpack_be64(buf, q)[0])
+        elif atype != CTA_SYNPROXY:
+            return json.dumps(decode_ct(buf, off, end, family))
+        p += (alen + 3) & ~3
+    parts.append('}')
+    return ''.join(parts)
+
+
+def brief_of(entry):
+    """The brief record of an entry dict (see decode_ct_brief)."""
+    status = entry.get('status') or ()
+    return (entry.get('family'), entry.get('proto'), entry.get('state'), entry.get('zone', 0),
+            status if isinstance(status, int) else status_value(status), entry.get('src'), entry.get('dst'),
+            entry.get('dport'))
+
+
+def decode_ct_brief(buf, off, end, family):
+    """What a summary counts of one entry: (family, proto, state, zone, status value, src, dst, dport)."""
+    head = _fast_head(buf, off, end, family)
+    if head is None:
+        return brief_of(decode_ct(buf, off, end, family))
+    values, zone, tail, p = head
+    num = values[2]
+    state = None
+    if num == 6 and p + 16 <= end:
+        hdr, shdr, value = _PROTOINFO_TCP_STATE(buf, p)
+        if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
+            state = TCP_STATES[value] if value < 10 else str(value)
+        else:
+            return brief_of(decode_ct(buf, off, end, family))
+    elif num in _PROTOINFO_PROTOS:
+        return brief_of(decode_ct(buf, off, end, family))
+    return ('ipv4' if family == AF_INET else 'ipv6', PROTO_NAMES.get(num) or str(num), state, zone, tail[1],
+            _addr(family, values[0]), _addr(family, values[1]), values[4])
+
+
+_PROTOINFO_PROTOS = frozenset((6, 33, 132))
+
+
+
+# --- batch decoders: every message of a datagram in one call ----------------------------------
+# The fixed part of a common entry (both tuples -- addresses with ports, or with ICMP id/type/code --,
+# the optional zone, then STATUS/MARK/ID/USE/TIMEOUT) has a constant layout per family and kind. Its
+# attribute headers are checked all at once (the bytes as one integer, masked, against the layout's
+# constant headers) and its values unpacked with one struct; an entry of any other shape goes to the
+# general decoder.
+
+def _layout(addr_len, icmp, zone):
+    """(size, mask, expect, unpack of the values) of one fixed layout."""
+    src_t = CTA_IP_V4_SRC if addr_len == 4 else CTA_IP_V6_SRC
+    ip_len = 4 + 2 * (4 + addr_len)
+    proto_len = 36 if icmp else 28
+    tuple_len = 4 + ip_len + proto_len
+    items = []  # (struct code, header (len, type) or None for a value)
+    for tup in (CTA_TUPLE_ORIG, CTA_TUPLE_REPLY):
+        items += [('I', (tuple_len, tup | NLA_F_NESTED)), ('I', (ip_len, CTA_TUPLE_IP | NLA_F_NESTED)),
+                  ('I', (4 + addr_len, src_t)), ('%ds' % addr_len, None), ('I', (4 + addr_len, src_t + 1)),
+                  ('%ds' % addr_len, None), ('I', (proto_len, CTA_TUPLE_PROTO | NLA_F_NESTED)),
+                  ('I', (5, CTA_PROTO_NUM)), ('B3x', None)]
+        if icmp:
+            base = CTA_PROTO_ICMP_ID if addr_len == 4 else CTA_PROTO_ICMPV6_ID
+            items += [('I', (6, base)), ('H2x', None), ('I', (5, base + 1)), ('B3x', None),
+                      ('I', (5, base + 2)), ('B3x', None)]
+        else:
+            items += [('I', (6, CTA_PROTO_SRC_PORT)), ('H2x', None), ('I', (6, CTA_PROTO_DST_PORT)), ('H2x', None)]
+    if zone:
+        items += [('I', (6, CTA_ZONE)), ('H2x', None)]
+    for atype in (CTA_STATUS, CTA_MARK, CTA_ID, CTA_USE, CTA_TIMEOUT):
+        items += [('I', (8, atype)), ('I', None)]
+    values = struct.Struct('>' + ''.join('4x' if h else code for code, h in items))
+    mask = b''.join(b'\xff' * 4 if h else b'\0' * struct.calcsize('>' + code) for code, h in items)
+    expect = b''.join(_NLA.pack(*h) if h else b'\0' * struct.calcsize('>' + code) for code, h in items)
+    return values.size, int.from_bytes(mask, 'big'), int.from_bytes(expect, 'big'), values.unpack_from
+
+
+# (family, icmp, zone) -> layout; where to find the protocol number and the zone header
+_LAYOUTS = dict(((af, icmp, zone), _layout(4 if af == AF_INET else 16, icmp, zone))
+                for af in (AF_INET, AF_INET6) for icmp in (False, True) for zone in (False, True))
+_NUM_AT = {AF_INET: 4 + 20 + 8, AF_INET6: 4 + 44 + 8}
+_ZONE_AT = dict(((af, icmp), 2 * (4 + (20 if af == AF_INET else 44) + (36 if icmp else 28)))
+                for af in (AF_INET, AF_INET6) for icmp in (False, True))
+_BE32_AT = _BE32.unpack_from
+_FAMILY_NAME = {AF_INET: 'ipv4', AF_INET6: 'ipv6'}
+_HDR_SYNPROXY = _hdr_be(28, CTA_SYNPROXY | NLA_F_NESTED)
+
+
+def _batch(decode_fast, fallback):
+    """A batch decoder: ``decode(buf, n, seq, out)`` appends what ``decode_fast(values, family, icmp, zoned,
+    buf, rest, end)`` (or, for an entry outside the fixed layouts or refused by it, ``fallback(buf, off, end,
+    family)``) makes of every entry of the datagram ``buf[:n]`` to ``out``. Returns None while the dump goes
+    on, 0 at its end, an errno when the kernel answered with an error."""
+    hdr_of = _HDR.unpack_from
+    from_bytes = int.from_bytes
+    layouts = _LAYOUTS
+    num_at = _NUM_AT
+    zone_at = _ZONE_AT
+    icmp_protos = ICMP_PROTOS
+    zone_hdr = _HDR_ZONE
+    be32 = _BE32_AT
+
+    def decode(buf, n, seq, out):
+        append = out.append
+        off = 0
+        while off + 16 <= n:
+            mlen, mtype, _mflags, mseq, _pid = hdr_of(buf, off)
+            if mlen < 16 or off + mlen > n:
+                break
+            if mseq == seq:
+                if mtype >= 0x100:
+                    family = buf[off + 16]
+                    start = off + 20
+                    end = off + mlen
+                    item = None
+                    at = num_at.get(family)
+                    if at is not None and start + at < end:
+                        icmp = buf[start + at] in icmp_protos
+                        zat = start + zone_at[family, icmp]
+                        zoned = zat + 4 <= end and be32(buf, zat)[0] == zone_hdr
+                        size, mask, expect, unpack = layouts[family, icmp, zoned]
+                        if start + size <= end and from_bytes(buf[start:start + size], 'big') & mask == expect:
+                            item = decode_fast(unpack(buf, start), family, icmp, zoned, buf, start + size, end)
+                    append(fallback(buf, start, end, family) if item is None else item)
+                elif mtype == NLMSG_DONE:
+                    return 0
+                elif mtype == NLMSG_ERROR:
+                    return -_ERR.unpack_from(buf, off + 16)[0]
+            off += (mlen + 3) & ~3
+        return None
+    return decode
+
+
+_ADDR_GET = _ADDR_CACHE.get
+_JSON_ICMP_HEAD = ('{"family": "%s", "zone": %d, "src": "%s", "dst": "%s", "icmp_id": %d, "icmp_type": %d, '
+                   '"icmp_code": %d, "protonum": %d, "proto": %s, "reply_src": "%s", "reply_dst": "%s", '
+                   '"reply_icmp_id": %d, "reply_icmp_type": %d, "reply_icmp_code": %d, "status": %s, "mark": %d, '
+                   '"id": %d, "use": %d, "timeout": %d')
+
+
+def _json_rest(parts, buf, p, end):
+    """Append the JSON of the attributes after the fixed part; False when one needs the general decoder."""
+    while p + 4 <= end:
+        alen, atype = _unpack_nla(buf, p)
+        if alen < 4:
+            break
+        atype &= NLA_TYPE_MASK
+        if atype == CTA_PROTOINFO:
+            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, p) if alen >= 16 else (0, 0, 0)
+            if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE and state < 10:
+                parts.append(_JSON_TCP_STATE[state])
+            else:
+                info = {}
+                _decode_protoinfo(buf, p + 4, p + alen, info)
+                if 'state' in info:
+                    parts.append(', "state": %s' % json.dumps(info['state']))
+        elif atype == CTA_COUNTERS_ORIG:
+            parts.append(', "packets": %d, "bytes": %d' % _decode_counters(buf, p + 4, p + alen))
+        elif atype == CTA_COUNTERS_REPLY:
+            parts.append(', "reply_packets": %d, "reply_bytes": %d' % _decode_counters(buf, p + 4, p + alen))
+        elif atype == CTA_TIMESTAMP:
+            for btype, q, _qend in iter_attrs(buf, p + 4, p + alen):
+                if btype == CTA_TIMESTAMP_START:
+                    parts.append(', "timestamp_start": %d' % _unpack_be64(buf, q)[0])
+                elif btype == CTA_TIMESTAMP_STOP:
+                    parts.append(', "timestamp_stop": %d' % _unpack_be64(buf, q)[0])
+        elif atype != CTA_SYNPROXY:
+            return False
+        p += (alen + 3) & ~3
+    return True
+
+
+def _json_fast(v, family, icmp, zoned, buf, p, end):
+    """The JSON text of an entry of a fixed layout from its unpacked values, or None."""
+    t = (12 if icmp else 10) + zoned  # where STATUS starts in the values
+    status = v[t]
+    if status & _NAT_BITS:
+        return None  # the snat/dnat descriptions: the general decoder
+    get = _ADDR_GET
+    num = v[2]
+    if icmp:
+        rs, rd = v[6], v[7]
+        text = _JSON_ICMP_HEAD % (
+            _FAMILY_NAME[family], v[12] if zoned else 0, get(v[0]) or _addr(family, v[0]),
+            get(v[1]) or _addr(family, v[1]), v[3], v[4], v[5], num, _JSON_PROTO.get(num) or _json_proto(num),
+            get(rs) or _addr(family, rs), get(rd) or _addr(family, rd), v[9], v[10], v[11],
+            _JSON_STATUS.get(status) or _json_status(status), v[t + 1], v[t + 2], v[t + 3], v[t + 4])
+    else:
+        rs, rd = v[5], v[6]
+        text = _JSON_HEAD % (
+            _FAMILY_NAME[family], _JSON_PROTO.get(num) or _json_proto(num), num, get(v[0]) or _addr(family, v[0]),
+            get(v[1]) or _addr(family, v[1]), v[3], v[4], get(rs) or _addr(family, rs),
+            get(rd) or _addr(family, rd), v[8], v[9], v[10] if zoned else 0,
+            _JSON_STATUS.get(status) or _json_status(status), v[t + 1], v[t + 2], v[t + 3], v[t + 4])
+    if p + 4 > end:
+        return text + '}'
+    # the usual rest, inline: TCP protoinfo and/or SYNPROXY, and nothing else
+    alen, atype = _unpack_nla(buf, p)
+    atype &= NLA_TYPE_MASK
+    q = p + ((alen + 3) & ~3)
+    if atype == CTA_PROTOINFO:
+        if alen >= 16 and (q + 4 > end or (q + 28 == end and _BE32_AT(buf, q)[0] == _HDR_SYNPROXY)):
+            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, p)
+            if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE and state < 10:
+                return text + _JSON_TCP_STATE[state] + '}'
+    elif atype == CTA_SYNPROXY and q + 4 > end:
+        return text + '}'
+    parts = [text]
+    if not _json_rest(parts, buf, p, end):
+        return None
+    parts.append('}')
+    return ''.join(parts)
+
+
+def _brief_fast(v, family, icmp, zoned, buf, p, end):
+    """The brief record of an entry of a fixed layout from its unpacked values, or None."""
+    t = (12 if icmp else 10) + zoned
+    num = v[2]
+    state = None
+    if num == 6:
+        if p + 16 <= end:
+            hdr, shdr, value = _PROTOINFO_TCP_STATE(buf, p)
+            if hdr & 0xffff != _TYPE_PROTOINFO_TCP or shdr != _HDR_TCP_STATE:
+                return None
+            state = TCP_STATES[value] if value < 10 else str(value)
+    elif num in _PROTOINFO_PROTOS:
+        return None
+    get = _ADDR_GET
+    return (_FAMILY_NAME[family], PROTO_NAMES.get(num) or str(num), state, v[t - 1] if zoned else 0, v[t],
+            get(v[0]) or _addr(family, v[0]), get(v[1]) or _addr(family, v[1]), None if icmp else v[4])
+
+
+def plain_batch(decode):
+    """A batch decoder (see _batch) that calls ``decode(buf, payload_offset, end, family)`` on every entry."""
+    hdr_of = _HDR.unpack_from
+
+    def batch(buf, n, seq, out):
+        off = 0
+        while off + 16 <= n:
+            mlen, mtype, _mflags, mseq, _pid = hdr_of(buf, off)
+            if mlen < 16 or off + mlen > n:
+                break
+            if mseq == seq:
+                if mtype >= 0x100:
+                    out.append(decode(buf, off + 20, off + mlen, buf[off + 16]))
+                elif mtype == NLMSG_DONE:
+                    return 0
+                elif mtype == NLMSG_ERROR:
+                    return -_ERR.unpack_from(buf, off + 16)[0]
+            off += (mlen + 3) & ~3
+        return None
+    return batch
+
+
+batch_json = _batch(_json_fast, decode_ct_json)
+batch_brief = _batch(_brief_fast, decode_ct_brief)
 
 
 def add_nat(entry, status):
@@ -587,6 +933,198 @@ def _decode_stats(buf, off, end, names):
 
 
 # --- the socket -------------------------------------------------------------------------------
+
+class _Receiver(object):
+    """Receives the datagrams of one dump in a second thread, into a small ring of buffers.
+
+    ``next()`` returns (buffer, length); the caller hands the buffer back with ``release()`` once it
+    has decoded it. The thread stops by itself after the datagram that ends the dump (DONE or an
+    error for ``seq``), or when ``stop()`` is called.
+    """
+
+    RING = 8
+
+    def __init__(self, conn, seq):
+        import queue
+        import threading
+
+        self.conn = conn
+        self.seq = seq
+        self.free = queue.Queue()
+        self.full = queue.Queue()
+        for _i in range(self.RING):
+            self.free.put(bytearray(conn.CHUNK))
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name='ctnetlink-recv')
+        self.thread.daemon = True
+        self.thread.start()
+
+    @staticmethod
+    def ends(buf, n, seq):
+        """True when the datagram ``buf[:n]`` ends the dump ``seq`` (DONE or an error for it)."""
+        off = 0
+        while off + 16 <= n:
+            mlen, mtype, _f, mseq, _p = _HDR.unpack_from(buf, off)
+            if mlen < 16:
+                return True
+            if mseq == seq and mtype in (NLMSG_DONE, NLMSG_ERROR):
+                return True
+            off += (mlen + 3) & ~3
+        return False
+
+    def _run(self):
+        import queue
+
+        sock = self.conn.sock
+        chunk = self.conn.CHUNK
+        while not self.stopping.is_set():
+            try:
+                buf = self.free.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if self.stopping.is_set():
+                return
+            try:
+                n = sock.recv_into(buf, chunk)
+            except Exception as exc:  # pylint: disable=broad-except
+                # handed to the consumer, which raises it: a dead reader must not leave it waiting
+                self.full.put((exc, 0))
+                return
+            self.full.put((buf, n))
+            if self.ends(buf, n, self.seq):
+                return
+
+    def next(self):
+        buf, n = self.full.get()
+        if isinstance(buf, OSError):
+            if buf.errno == errno.ENOBUFS:
+                raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
+                                     'the table changed too fast to be read completely; try again')
+            raise ConntrackError('netlink receive failed: %s' % buf.strerror)
+        if isinstance(buf, Exception):
+            raise buf
+        return buf, n
+
+    def release(self, buf):
+        self.free.put(buf)
+
+    def stop(self):
+        self.stopping.set()
+        if self.thread.is_alive():
+            # a buffer for a thread waiting for one; a thread inside recv() ends with the dump
+            self.free.put(bytearray(0))
+            self.thread.join(1.0)
+
+
+class _ProcessReceiver(object):
+    """Receives the datagrams of one dump in a child process and hands them over through a pipe.
+
+    The kernel builds each dump datagram inside recv(); in a child process that work runs on another
+    CPU while this process decodes, with no lock between the two (a receiving thread would need the
+    GIL after every datagram). The child copies each datagram, prefixed with its length, into the pipe
+    and ends after the one that ends the dump. ``next()`` returns (datagram, length).
+    """
+
+    _LEN = struct.Struct('=i')
+
+    def __init__(self, conn, seq):
+        self.seq = seq
+        rfd, wfd = os.pipe()
+        try:
+            import fcntl
+            fcntl.fcntl(wfd, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer wake-ups; best effort
+        except (ImportError, OSError):
+            pass
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(rfd)
+            os.close(wfd)
+            raise
+        if pid == 0:  # the child: receive, forward, and leave without running any clean-up of the parent's
+            code = 0
+            try:
+                os.close(rfd)
+                self._forward(conn.sock, conn.CHUNK, wfd)
+            except BaseException:  # pylint: disable=broad-except
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        self.pid = pid
+        self.rfd = rfd
+        self.pending = bytearray()
+        self.pos = 0
+
+    def _forward(self, sock, chunk, wfd):
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        ends = _Receiver.ends
+        while True:
+            try:
+                n = sock.recv_into(buf, chunk)
+            except OSError as exc:
+                self._write_all(wfd, self._LEN.pack(-exc.errno))
+                return
+            self._write_all(wfd, self._LEN.pack(n))
+            self._write_all(wfd, view[:n])
+            if ends(buf, n, self.seq):
+                return
+
+    @staticmethod
+    def _write_all(fd, data):
+        data = memoryview(data)
+        while data:
+            data = data[os.write(fd, data):]
+
+    def _fill(self, size):
+        while len(self.pending) - self.pos < size:
+            if self.pos > (1 << 20):
+                del self.pending[:self.pos]
+                self.pos = 0
+            data = os.read(self.rfd, 1 << 20)
+            if not data:
+                raise ConntrackError('the netlink receiver process ended before the dump did')
+            self.pending += data
+
+    def next(self):
+        self._fill(4)
+        n = self._LEN.unpack_from(self.pending, self.pos)[0]
+        self.pos += 4
+        if n < 0:
+            code = -n
+            if code == errno.ENOBUFS:
+                raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
+                                     'the table changed too fast to be read completely; try again')
+            raise ConntrackError('netlink receive failed: %s' % os.strerror(code))
+        self._fill(n)
+        data = bytes(self.pending[self.pos:self.pos + n])
+        self.pos += n
+        return data, n
+
+    def release(self, buf):
+        pass
+
+    def stop(self):
+        if self.pid:
+            os.close(self.rfd)
+            try:
+                os.kill(self.pid, 9)  # done already, or abandoned mid-dump: either way it has no more to do
+            except OSError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = None
+
+
+def _receiver(conn, seq):
+    """A receiver in a child process where fork() works, else in a thread."""
+    if hasattr(os, 'fork'):
+        try:
+            return _ProcessReceiver(conn, seq)
+        except OSError:
+            pass
+    return _Receiver(conn, seq)
+
 
 class Connection(object):
     """A ctnetlink socket in the current network namespace.
@@ -697,37 +1235,49 @@ class Connection(object):
             raise NetlinkError(exc.errno, action)
 
     # dumps ---------------------------------------------------------------------------------
-    def dump(self, family=0, attrs=b'', zero=False, decode=decode_ct):
-        """Stream the conntrack table (or the part the kernel-side filter in ``attrs`` lets through)."""
+    def dump(self, family=0, attrs=b'', zero=False, decode=decode_ct, threaded=False):
+        """Stream the conntrack table (or the part the kernel-side filter in ``attrs`` lets through):
+        ``decode(buf, payload_offset, end, family)`` of every entry."""
+        for items in self.dump_batches(family, attrs, zero, plain_batch(decode), threaded):
+            yield from items
+
+    def dump_batches(self, family=0, attrs=b'', zero=False, batch=None, threaded=False):
+        """Stream the table as lists, one per datagram, of what the batch decoder ``batch`` (``batch_json``,
+        ``batch_brief``, ``plain_batch(decode)``) makes of its entries.
+
+        ``threaded``: receive in a second thread. The kernel fills each dump datagram inside recv(),
+        which releases the GIL, so the kernel's walk of the table overlaps with the decoding here.
+        """
         msg = IPCTNL_MSG_CT_GET_CTRZERO if zero else IPCTNL_MSG_CT_GET
         data, seq = self.message(NFNL_SUBSYS_CTNETLINK, msg, NLM_F_REQUEST | NLM_F_DUMP, family, NFNETLINK_V0, attrs)
         self.send(data)
-        hdr = _HDR.unpack_from
-        buf = self.buf
+        batch = batch or plain_batch(decode_ct)
+        datagrams = _receiver(self, seq) if threaded else None
         try:
             while True:
-                n = self._recv()
-                off = 0
-                while off + 16 <= n:
-                    mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
-                    if mlen < 16 or off + mlen > n:
-                        break
-                    if mseq == seq:
-                        if mtype >= 0x100:
-                            yield decode(buf, off + 20, off + mlen, buf[off + 16])
-                        elif mtype == NLMSG_DONE:
-                            return
-                        elif mtype == NLMSG_ERROR:
-                            code = -_ERR.unpack_from(buf, off + 16)[0]
-                            if code:
-                                raise NetlinkError(code)
-                            return
-                    off += (mlen + 3) & ~3
+                if datagrams is None:
+                    buf = self.buf
+                    n = self._recv()
+                else:
+                    buf, n = datagrams.next()
+                items = []
+                code = batch(buf, n, seq, items)
+                if datagrams is not None:
+                    datagrams.release(buf)
+                if items:
+                    yield items
+                if code is not None:
+                    if code:
+                        raise NetlinkError(code)
+                    return
         except NetlinkError as exc:
             if exc.errno == errno.EOPNOTSUPP and attrs:
                 raise ConntrackError('this kernel cannot filter conntrack dumps by these fields '
                                      '(needs Linux 5.8+ for tuple filters): %s' % exc.msg)
             raise NetlinkError(exc.errno, 'listing the conntrack table')
+        finally:
+            if datagrams is not None:
+                datagrams.stop()
 
     def dump_expect(self, family=0):
         data, seq = self.message(NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET, NLM_F_REQUEST | NLM_F_DUMP, family)

@@ -239,9 +239,26 @@ def kernel_flush(conn, flt):
         raise nl.NetlinkError(exc.errno, 'flushing the conntrack table')
 
 
+_FAST_LEN = nl._FAST_LEN  # pylint: disable=protected-access
+_FAST_HDR = nl._FAST_HDR  # pylint: disable=protected-access
+_FAST_EXPECT = nl._FAST_EXPECT  # pylint: disable=protected-access
+_DELETE_HDR = struct.Struct('=IHHII').pack
+
+
 def _delete_of(buf, off, end, family):
     """The CT_DELETE request (header included) for one dumped CT_NEW payload: the original tuple, the
     zone and the id, copied from the dump. None when the message has no original tuple."""
+    size = _FAST_LEN.get(family)
+    if size is not None and off + size + 56 <= end and _FAST_HDR[family](buf, off) == _FAST_EXPECT[family]:
+        # the common layout: ORIG, REPLY, (ZONE), STATUS, MARK, ID at fixed offsets
+        p = off + size
+        zone = b''
+        if _BE32(buf, p)[0] == _HDR_ZONE:
+            zone = bytes(buf[p:p + 8])
+            p += 8
+        if _BE32(buf, p + 16)[0] == _HDR_ID:
+            body = _NFGEN.pack(family, 0, 0) + bytes(buf[off:off + size // 2]) + zone + bytes(buf[p + 16:p + 24])
+            return _DELETE_HDR(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
     tuple_orig = zone = ct_id = None
     p = off
     while p + 4 <= end:
@@ -413,6 +430,40 @@ def _dump_raw(conn, family, attrs, handler):
             off += (mlen + 3) & ~3
 
 
+def _count_raw(conn, family, attrs, sample, sample_size, limit=None, seen=0):
+    """Count the entries of a (kernel-filtered) dump without decoding them; decode the first ones into
+    ``sample`` up to ``sample_size``. Stops early once more than ``limit`` are counted. Returns the count
+    plus ``seen``."""
+    data, seq = conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET, nl.NLM_F_REQUEST | nl.NLM_F_DUMP,
+                             family, nl.NFNETLINK_V0, attrs)
+    conn.send(data)
+    buf = conn.buf
+    hdr = _HDR.unpack_from
+    count = seen
+    while True:
+        n = conn._recv()  # pylint: disable=protected-access
+        off = 0
+        while off + 16 <= n:
+            mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
+            if mlen < 16 or off + mlen > n:
+                break
+            if mseq == seq:
+                if mtype >= 0x100:
+                    count += 1
+                    if len(sample) < sample_size:
+                        sample.append(nl.decode_ct(buf, off + 20, off + mlen, buf[off + 16]))
+                elif mtype == nl.NLMSG_DONE:
+                    return count
+                elif mtype == nl.NLMSG_ERROR:
+                    code = -_ERR.unpack_from(buf, off + 16)[0]
+                    if code:
+                        raise nl.NetlinkError(code, 'listing the conntrack table')
+                    return count
+            off += (mlen + 3) & ~3
+        if limit is not None and count > limit:
+            return count  # the rest of the dump is dropped with the socket
+
+
 _NET_INDEX = {'src': 0, 'dst': 1, 'reply_src': 5, 'reply_dst': 6}
 
 
@@ -461,6 +512,16 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
     requests = flt.kernel_requests()
     if exact is None:
         exact = flt.kernel_exact
+    if (exact or flt.empty) and not delete:
+        # counting only: no Python work per entry beyond reading its header
+        sample = []
+        matched = 0
+        with nl.Connection() as conn:
+            for family, attrs in requests:
+                matched = _count_raw(conn, family, attrs, sample, sample_size, limit, matched)
+                if limit is not None and matched > limit:
+                    break
+        return matched, 0, sample
     pred = None if exact or flt.empty else flt.match
     raw = None if pred is None else raw_net_matcher(flt)
     decode = nl.decode_ct

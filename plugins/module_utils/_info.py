@@ -12,12 +12,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import heapq
+import itertools
+import json
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     ConntrackError, MissingLibraryError, conntrack_available, have_library)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import KERNEL_FLUSH_MIN, kernel_version
 
 INFO_ARGSPEC = dict(
     entries=dict(type='bool', default=False),
@@ -54,7 +57,11 @@ class TopCounter(object):
 
 
 class Summary(object):
-    """Counts while the table streams; memory bounded by the TopCounters' capacity."""
+    """Counts while the table streams; memory bounded by the TopCounters' capacity.
+
+    It counts brief records (``_ctnetlink.decode_ct_brief``/``brief_of``): family, proto, state, zone,
+    status value, src, dst, dport.
+    """
 
     PRUNE_EVERY = 8192
 
@@ -71,49 +78,43 @@ class Summary(object):
         self.destinations = TopCounter()
         self.dports = TopCounter()
 
-    def consume(self, entries):
-        """Count every entry of an iterable (the fast path: one loop, local names)."""
+    def consume(self, briefs):
+        """Count every brief record of an iterable (the hot loop: local names only)."""
         by_family, by_proto, by_state, by_zone = self.by_family, self.by_proto, self.by_state, self.by_zone
         src_c, dst_c, port_c = self.sources.counts, self.destinations.counts, self.dports.counts
+        assured_bit = nl.STATUS_VALUES['ASSURED']
+        replied_bit = nl.STATUS_VALUES['SEEN_REPLY']
         assured = unreplied = 0
         total = self.total
-        for entry in entries:
+        prune_every = self.PRUNE_EVERY
+        for family, proto, state, zone, status, src, dst, dport in briefs:
             total += 1
-            key = entry['family']
-            by_family[key] = by_family.get(key, 0) + 1
-            proto = entry.get('proto')
+            by_family[family] = by_family.get(family, 0) + 1
             by_proto[proto] = by_proto.get(proto, 0) + 1
-            state = entry.get('state')
             if state is not None:
                 key = state if proto == 'tcp' else (proto, state)
                 by_state[key] = by_state.get(key, 0) + 1
-            zone = entry.get('zone', 0)
             by_zone[zone] = by_zone.get(zone, 0) + 1
-            status = entry.get('status', ())
-            if 'ASSURED' in status:
+            if status & assured_bit:
                 assured += 1
-            if 'SEEN_REPLY' not in status:
+            if not status & replied_bit:
                 unreplied += 1
-            key = entry.get('src')
-            src_c[key] = src_c.get(key, 0) + 1
-            key = entry.get('dst')
-            dst_c[key] = dst_c.get(key, 0) + 1
-            dport = entry.get('dport')
+            src_c[src] = src_c.get(src, 0) + 1
+            dst_c[dst] = dst_c.get(dst, 0) + 1
             if dport is not None:
                 key = (proto, dport)
                 port_c[key] = port_c.get(key, 0) + 1
-            if not total % self.PRUNE_EVERY:
+            if not total % prune_every:
                 self.sources.prune()
                 self.destinations.prune()
                 self.dports.prune()
-            yield entry
         self.total = total
         self.assured += assured
         self.unreplied += unreplied
 
     def add(self, entry):
-        for _entry in self.consume((entry,)):
-            pass
+        """Count one entry dict."""
+        self.consume((nl.brief_of(entry),))
 
     def result(self):
         n = self.top_n
@@ -132,27 +133,25 @@ class Summary(object):
 
 
 class EntryStream(object):
-    """Entries to be written as a JSON array while they stream; ``trailer()`` gives the keys known only
-    at the end (``matched``, ``truncated``)."""
+    """Entries to be written as a JSON array while they stream (``iterable`` yields lists of them);
+    ``trailer()`` gives the keys known only at the end (``matched``, ``truncated``)."""
 
-    def __init__(self, iterable, limit):
+    def __init__(self, iterable, limit, text=False):
         self.iterable = iterable
         self.limit = limit
         self.matched = 0
+        self.text = text  # items are JSON texts already
 
-    def chunks(self, size=2000):
-        chunk = []
+    def chunks(self):
+        """The entries in lists (one per batch of the stream), up to ``limit``; counts all of them."""
         limit = self.limit
-        for entry in self.iterable:
-            self.matched += 1
-            if limit and self.matched > limit:
-                continue
-            chunk.append(entry)
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        for items in self.iterable:
+            before = self.matched
+            self.matched += len(items)
+            if not limit or self.matched <= limit:
+                yield items
+            elif before < limit:
+                yield items[:limit - before]
 
     def trailer(self):
         return {'matched': self.matched, 'truncated': bool(self.limit) and self.matched > self.limit}
@@ -170,8 +169,8 @@ def choose_backend(requested):
                       'status flags, labels and kernel-side filtering need netlink')
 
 
-def _parallel_dumps(requests, pred):
-    """Run several kernel-filtered dumps at once, one socket and thread each.
+def _parallel_dumps(requests, pred, batch):
+    """Run several kernel-filtered dumps at once, one socket and thread each; yield lists of entries.
 
     A tuple filter without a family needs one dump per family, and each dump walks the whole
     table in the kernel (inside recv(), which releases the GIL): side by side the walks overlap.
@@ -195,16 +194,11 @@ def _parallel_dumps(requests, pred):
     def worker(family, attrs):
         try:
             with nl.Connection() as conn:
-                chunk = []
-                for entry in conn.dump(family, attrs):
-                    if pred is None or pred(entry):
-                        chunk.append(entry)
-                        if len(chunk) >= 512:
-                            if not put(chunk):
-                                return
-                            chunk = []
-                if chunk:
-                    put(chunk)
+                for items in conn.dump_batches(family, attrs, batch=batch):
+                    if pred is not None:
+                        items = [item for item in items if pred(item)]
+                    if items and not put(items):
+                        return
         except ConntrackError as exc:
             put(exc)
         finally:
@@ -223,33 +217,74 @@ def _parallel_dumps(requests, pred):
             elif isinstance(item, ConntrackError):
                 raise item
             else:
-                yield from item
+                yield item
     finally:
         stop.set()
         for thread in threads:
             thread.join()
 
 
-def stream_entries(backend, flt):
-    """Yield the entries matching ``flt`` from the chosen backend."""
-    pred = flt.predicate()
+# what each kind of stream yields: the batch decoder of a kernel-exact dump, and the conversion of an
+# entry dict (entries the Python predicate has to see are decoded to dicts first)
+_KINDS = {
+    'dict': (nl.plain_batch(nl.decode_ct), None),
+    'json': (nl.batch_json, json.dumps),
+    'brief': (nl.batch_brief, nl.brief_of),
+}
+
+
+def stream_batches(backend, flt, kind='dict'):
+    """Yield lists of the entries matching ``flt``, from the chosen backend: entry dicts (``kind='dict'``),
+    their JSON texts (``'json'``) or the brief records a summary counts (``'brief'``).
+
+    Conditions the kernel cannot check are tested in Python on entry dicts, which are then converted;
+    when the kernel selects exactly, the batch decoders turn the dumped bytes into the wanted kind
+    directly, and a second process receives the dump while this one decodes.
+    """
+    batch, convert = _KINDS[kind]
+    exact = backend == 'netlink' and flt.kernel_exact and kernel_version() >= KERNEL_FLUSH_MIN
+    pred = None if exact or flt.empty else flt.match
     if backend == 'netlink':
         requests = flt.kernel_requests()
+        if pred is None:
+            if len(requests) > 1:
+                for items in _parallel_dumps(requests, None, batch):
+                    yield items
+                return
+            with nl.Connection() as conn:
+                for family, attrs in requests:
+                    for items in conn.dump_batches(family, attrs, batch=batch, threaded=True):
+                        yield items
+            return
+        decode = _KINDS['dict'][0]
         if len(requests) > 1:
-            yield from _parallel_dumps(requests, pred)
+            for items in _parallel_dumps(requests, pred, decode):
+                yield [item if convert is None else convert(item) for item in items]
             return
         with nl.Connection() as conn:
             for family, attrs in requests:
-                for entry in conn.dump(family, attrs):
-                    if pred is None or pred(entry):
-                        yield entry
+                for items in conn.dump_batches(family, attrs, batch=decode, threaded=True):
+                    matching = [item for item in items if pred(item)]
+                    if matching:
+                        yield matching if convert is None else [convert(item) for item in matching]
         return
     source = procfs.entries()
     if source is None:
         raise MissingLibraryError('pyroute2', 'listing entries on a host without /proc/net/nf_conntrack')
+    chunk = []
     for entry in source:
         if pred is None or pred(entry):
-            yield entry
+            chunk.append(entry if convert is None else convert(entry))
+            if len(chunk) >= 512:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def stream_entries(backend, flt, kind='dict'):
+    """The entries of ``stream_batches``, one by one."""
+    return itertools.chain.from_iterable(stream_batches(backend, flt, kind))
 
 
 def validate(params):
@@ -318,26 +353,28 @@ def gather(params, namespace=None, initial_namespace=True):
     if streamable:
         # Listing only: the entries are written to the module's output while the table streams
         # (see _common.exit_with_bulk), so memory stays bounded whatever the table size.
-        result['entries'] = EntryStream(stream_entries(backend, flt), params.get('limit') or 0)
-    elif params.get('entries') or params.get('summary'):
+        result['entries'] = EntryStream(stream_batches(backend, flt, 'json'), params.get('limit') or 0, text=True)
+    elif params.get('entries'):
         limit = params.get('limit') or 0
-        want_entries = bool(params.get('entries'))
         summary = Summary(params.get('top') or 10) if params.get('summary') else None
         listed = []
         matched = 0
-        stream = stream_entries(backend, flt)
-        if summary is not None:
-            stream = summary.consume(stream)
-        for entry in stream:
+        for entry in stream_entries(backend, flt):
             matched += 1
-            if want_entries and (not limit or len(listed) < limit):
+            if summary is not None:
+                summary.add(entry)
+            if not limit or len(listed) < limit:
                 listed.append(entry)
         result['matched'] = matched
-        if want_entries:
-            result['entries'] = listed
-            result['truncated'] = bool(limit) and matched > limit
+        result['entries'] = listed
+        result['truncated'] = bool(limit) and matched > limit
         if summary is not None:
             result['summary'] = summary.result()
+    elif params.get('summary'):
+        summary = Summary(params.get('top') or 10)
+        summary.consume(stream_entries(backend, flt, 'brief'))
+        result['matched'] = summary.total
+        result['summary'] = summary.result()
 
     if params.get('expectations'):
         if backend == 'netlink':

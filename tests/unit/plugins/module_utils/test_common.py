@@ -33,10 +33,10 @@ def test_plain_list_is_spliced(capsys):
 
 
 def test_stream_with_limit_has_trailer(capsys):
-    stream = EntryStream(({'id': i} for i in range(5000)), limit=4500)
+    stream = EntryStream(([{'id': i} for i in range(j, j + 100)] for j in range(0, 5000, 100)), limit=4450)
     code, out = run(capsys, FakeModule(), {'entries': stream})
     assert code == 0
-    assert [e['id'] for e in out['entries']] == list(range(4500))
+    assert [e['id'] for e in out['entries']] == list(range(4450))
     assert out['matched'] == 5000 and out['truncated'] is True
 
 
@@ -47,17 +47,26 @@ def test_empty_stream(capsys):
 
 def test_error_mid_stream_ends_with_failed(capsys):
     def broken():
-        for i in range(2500):
-            yield {'id': i}
+        for j in range(0, 2500, 500):
+            yield [{'id': i} for i in range(j, j + 500)]
         raise ConntrackError('the kernel dropped netlink messages')
 
     code, out = run(capsys, FakeModule(), {'entries': EntryStream(broken(), limit=0)})
     assert code == 1
     assert out['failed'] is True and 'dropped' in out['msg']
-    assert len(out['entries']) == 2000  # the complete chunks written before the error
+    assert len(out['entries']) == 2500  # the complete chunks written before the error
+
+
+def test_text_stream_is_written_as_it_is(capsys):
+    stream = EntryStream(iter([['{"id": 0}', '{"id": 1}'], ['{"id": 2}']]), limit=0, text=True)
+    code, out = run(capsys, FakeModule(), {'entries': stream})
+    assert code == 0 and [e['id'] for e in out['entries']] == [0, 1, 2] and out['matched'] == 3
+    stream = EntryStream(iter([['{"id": 0}', '{"id": 1}'], ['{"id": 2}']]), limit=0, text=True)
+    code, out = run(capsys, FakeModule(no_log_values=['secret']), {'entries': stream})
+    assert code == 0 and [e['id'] for e in out['entries']] == [0, 1, 2]
 
 
 def test_no_log_values_take_ansibles_own_path(capsys):
-    stream = EntryStream(({'id': i} for i in range(3)), limit=0)
+    stream = EntryStream(iter([[{'id': 0}, {'id': 1}], [{'id': 2}]]), limit=0)
     code, out = run(capsys, FakeModule(no_log_values=['secret']), {'entries': stream})
     assert code == 0 and [e['id'] for e in out['entries']] == [0, 1, 2] and out['matched'] == 3

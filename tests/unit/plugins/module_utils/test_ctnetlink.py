@@ -157,6 +157,40 @@ def test_every_field_equals_pyroute2():
         assert ours == pyroute2_reference.flat_entry(msg)
 
 
+def test_json_decoder_writes_what_json_dumps_writes():
+    """decode_ct_json is json.dumps(decode_ct(...)), byte for byte, on every recorded entry (accounting and
+    timestamps on, NAT, helper, labels, SCTP, zones: the fast path and every fallback)."""
+    for mtype, _f, _s, data in messages(REC['dump']):
+        if mtype < 0x100:
+            continue
+        assert nl.decode_ct_json(data, 20, len(data), data[16]) == json.dumps(nl.decode_ct(data, 20, len(data), data[16]))
+
+
+def test_brief_decoder_agrees_with_the_full_decoder():
+    for mtype, _f, _s, data in messages(REC['dump']):
+        if mtype < 0x100:
+            continue
+        assert nl.decode_ct_brief(data, 20, len(data), data[16]) == nl.brief_of(nl.decode_ct(data, 20, len(data), data[16]))
+
+
+def test_fast_decoders_take_the_fast_path_on_plain_entries(monkeypatch):
+    """A TCP entry with counters and timestamps is written without building a dict."""
+    plain = [data for mtype, _f, _s, data in messages(REC['dump'])
+             if mtype >= 0x100 and nl.decode_ct(data, 20, len(data), data[16]).get('proto') == 'tcp'
+             and 'helper' not in nl.decode_ct(data, 20, len(data), data[16])
+             and not set(nl.decode_ct(data, 20, len(data), data[16])['status']) & {'SRC_NAT', 'DST_NAT'}]
+    assert plain
+    expected = [json.dumps(nl.decode_ct(data, 20, len(data), data[16])) for data in plain]
+
+    def no_dicts(*_args):
+        raise AssertionError('fell back to decode_ct')
+
+    monkeypatch.setattr(nl, 'decode_ct', no_dicts)
+    assert [nl.decode_ct_json(data, 20, len(data), data[16]) for data in plain] == expected
+    for data in plain:
+        nl.decode_ct_brief(data, 20, len(data), data[16])
+
+
 # --- oracle: conntrack -L -o extended,id taken at the same moment ---------------------------------------
 
 def test_every_entry_equals_conntrack_extended():
@@ -258,6 +292,26 @@ def test_dump_streams_every_entry(fake_socket):
     assert mtype == (nl.NFNL_SUBSYS_CTNETLINK << 8) | nl.IPCTNL_MSG_CT_GET
     assert flags == nl.NLM_F_REQUEST | nl.NLM_F_DUMP
     assert request[16] == 0  # AF_UNSPEC: both families
+
+
+def test_threaded_dump_streams_every_entry(fake_socket):
+    with nl.Connection() as conn:
+        assert list(conn.dump(threaded=True)) == ENTRIES
+    with nl.Connection() as conn:
+        texts = list(conn.dump(decode=nl.decode_ct_json, threaded=True))
+    assert [json.loads(text) for text in texts] == ENTRIES
+
+
+def test_threaded_dump_reports_a_receive_error(monkeypatch):
+    class Overrun(FakeNetlinkSocket):
+        def recv_into(self, buf, size=0):
+            raise OSError(105, 'No buffer space available')
+
+    monkeypatch.setattr(nl.socket, 'socket', Overrun)
+    with nl.Connection() as conn:
+        with pytest.raises(ConntrackError) as exc:
+            list(conn.dump(threaded=True))
+    assert 'receive buffer overrun' in exc.value.msg
 
 
 def test_dump_expect(fake_socket):

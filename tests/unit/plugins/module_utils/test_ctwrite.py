@@ -59,6 +59,22 @@ def test_delete_request_copies_tuple_zone_and_id():
     assert body == orig + nl.nla_be16(nl.CTA_ZONE, 7) + nl.nla_be32(nl.CTA_ID, 0xabcdef)
 
 
+@pytest.mark.parametrize('zone', [0, 7])
+def test_delete_request_fast_path_equals_the_attribute_walk(zone, monkeypatch):
+    """The fixed-offset copy of the common layout builds the same request as the attribute walk."""
+    entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2,
+             'state': 'ESTABLISHED', 'timeout': 5, 'status': [], 'zone': zone}
+    orig = nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', {'src': '192.0.2.1', 'dst': '192.0.2.2', 'protonum': 6,
+                                                       'sport': 1, 'dport': 2})
+    reply = nl.encode_tuple(nl.CTA_TUPLE_REPLY, 'ipv4', nl.reply_of(entry))
+    payload = orig + reply + (nl.nla_be16(nl.CTA_ZONE, zone) if zone else b'') + nl.nla_be32(nl.CTA_STATUS, 8) + \
+        nl.nla_be32(nl.CTA_MARK, 0) + nl.nla_be32(nl.CTA_ID, 0xabcdef) + nl.nla_be32(nl.CTA_USE, 1) + \
+        nl.nla_be32(nl.CTA_TIMEOUT, 5)
+    fast = ctw._delete_of(payload, 0, len(payload), nl.AF_INET)
+    monkeypatch.setattr(ctw, '_FAST_LEN', {})
+    assert fast == ctw._delete_of(payload, 0, len(payload), nl.AF_INET)
+
+
 def test_raw_net_matcher_only_for_address_residuals():
     assert ctw.raw_net_matcher(flt(mark=1)) is None
     assert ctw.raw_net_matcher(flt(proto='tcp', state=['ESTABLISHED'], src='192.0.2.0/24')) is None
