@@ -627,16 +627,27 @@ def decode_ct_json(buf, off, end, family):
     return ''.join(parts)
 
 
+_AF_OF = {'ipv4': AF_INET, 'ipv6': AF_INET6}
+_PROTO_NUMBERS = dict((name, num) for num, name in PROTO_NAMES.items())
+
+
 def brief_of(entry):
     """The brief record of an entry dict (see decode_ct_brief)."""
     status = entry.get('status') or ()
-    return (entry.get('family'), entry.get('proto'), entry.get('state'), entry.get('zone', 0),
-            status if isinstance(status, int) else status_value(status), entry.get('src'), entry.get('dst'),
-            entry.get('dport'))
+    af = _AF_OF.get(entry.get('family'), 0)
+    num = entry.get('protonum')
+    if num is None:
+        num = _PROTO_NUMBERS.get(entry.get('proto'))
+    src, dst, dport = entry.get('src'), entry.get('dst'), entry.get('dport')
+    return ((af, num, entry.get('state'), entry.get('zone', 0), status if isinstance(status, int) else status_value(status)),
+            socket.inet_pton(af, src) if af and src else src, socket.inet_pton(af, dst) if af and dst else dst,
+            None if dport is None or num is None else num << 16 | dport)
 
 
 def decode_ct_brief(buf, off, end, family):
-    """What a summary counts of one entry: (family, proto, state, zone, status value, src, dst, dport)."""
+    """What a summary counts of one entry, cheap to make and to count:
+    ((family AF, protonum, state name or None, zone, status value), src bytes, dst bytes, protonum << 16 | dport
+    or None). Addresses stay bytes: only the top ones are ever written as text."""
     head = _fast_head(buf, off, end, family)
     if head is None:
         return brief_of(decode_ct(buf, off, end, family))
@@ -651,8 +662,7 @@ def decode_ct_brief(buf, off, end, family):
             return brief_of(decode_ct(buf, off, end, family))
     elif num in _PROTOINFO_PROTOS:
         return brief_of(decode_ct(buf, off, end, family))
-    return ('ipv4' if family == AF_INET else 'ipv6', PROTO_NAMES.get(num) or str(num), state, zone, tail[1],
-            _addr(family, values[0]), _addr(family, values[1]), values[4])
+    return (family, num, state, zone, tail[1]), values[0], values[1], num << 16 | values[4]
 
 
 _PROTOINFO_PROTOS = frozenset((6, 33, 132))
@@ -832,7 +842,7 @@ def _json_fast(v, family, icmp, zoned, buf, p, end):
 
 
 def _brief_fast(v, family, icmp, zoned, buf, p, end):
-    """The brief record of an entry of a fixed layout from its unpacked values, or None."""
+    """The brief record (see decode_ct_brief) of an entry of a fixed layout from its values, or None."""
     t = (12 if icmp else 10) + zoned
     num = v[2]
     state = None
@@ -844,9 +854,7 @@ def _brief_fast(v, family, icmp, zoned, buf, p, end):
             state = TCP_STATES[value] if value < 10 else str(value)
     elif num in _PROTOINFO_PROTOS:
         return None
-    get = _ADDR_GET
-    return (_FAMILY_NAME[family], PROTO_NAMES.get(num) or str(num), state, v[t - 1] if zoned else 0, v[t],
-            get(v[0]) or _addr(family, v[0]), get(v[1]) or _addr(family, v[1]), None if icmp else v[4])
+    return (family, num, state, v[t - 1] if zoned else 0, v[t]), v[0], v[1], None if icmp else num << 16 | v[4]
 
 
 def plain_batch(decode):

@@ -467,14 +467,14 @@ def _count_raw(conn, family, attrs, sample, sample_size, limit=None, seen=0):
 _NET_INDEX = {'src': 0, 'dst': 1, 'reply_src': 5, 'reply_dst': 6}
 
 
-def raw_net_matcher(flt):
-    """A matcher on the raw dumped message for filters whose only conditions the kernel cannot check are
-    addresses (CIDRs, IPv6 addresses, reply addresses), or None.
+def raw_net_checks(flt):
+    """For filters whose only conditions the kernel cannot check are addresses (CIDRs, IPv6 addresses,
+    reply addresses): ``((value index, af, network int, mask int), ...)`` to compare with the address bytes
+    of an entry of the fixed ports layout (``_ctnetlink._LAYOUTS``); None for any other filter.
 
     Every other condition of such a filter (family, proto, TCP/UDP ports of the original direction, mark,
     zone, status) is selected exactly by the kernel-side dump, so comparing the address bytes of the two
-    tuples is all that is left: no entry dict is built for entries that do not match. The matcher returns
-    None for a message outside the common layout (ICMP, no ports), which the caller then decodes in full.
+    tuples is all that is left: no entry dict is built for entries that do not match.
     """
     if not flt.nets or flt.states is not None or flt.icmp:
         return None
@@ -482,84 +482,126 @@ def raw_net_matcher(flt):
         return None
     if flt.ports and flt.protonum not in (6, 17):
         return None
-    checks = tuple((_NET_INDEX[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
-    # the fast-path layout of the decoder (same collection, private on purpose)
-    lens = nl._FAST_LEN  # pylint: disable=protected-access
-    hdrs = nl._FAST_HDR  # pylint: disable=protected-access
-    vals = nl._FAST_VAL  # pylint: disable=protected-access
-    expect = nl._FAST_EXPECT  # pylint: disable=protected-access
+    return tuple((_NET_INDEX[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
+
+
+def raw_net_matcher(flt):
+    """``match(buf, off, end, family)`` on one dumped message with the checks of ``raw_net_checks``: True or
+    False, or None for a message outside the fixed ports layout (to be decoded in full). None when the
+    filter does not qualify."""
+    checks = raw_net_checks(flt)
+    if checks is None:
+        return None
+    layouts = nl._LAYOUTS  # pylint: disable=protected-access
+    zone_at = nl._ZONE_AT  # pylint: disable=protected-access
     from_bytes = int.from_bytes
 
     def match(buf, off, end, family):
-        size = lens.get(family)
-        if size is None or off + size > end or hdrs[family](buf, off) != expect[family]:
+        at = zone_at.get((family, False))
+        if at is None or off + at + 4 > end:
             return None
-        values = vals[family](buf, off)
-        for index, af, net, mask in checks:
-            if af != family or from_bytes(values[index], 'big') & mask != net:
+        size, mask, expect, unpack = layouts[family, False, _BE32(buf, off + at)[0] == _HDR_ZONE]
+        if off + size > end or from_bytes(buf[off:off + size], 'big') & mask != expect:
+            return None
+        values = unpack(buf, off)
+        for index, af, net, net_mask in checks:
+            if af != family or from_bytes(values[index], 'big') & net_mask != net:
                 return False
         return True
     return match
 
 
+_TUPLE_LEN = dict(((af, icmp), (4 + (20 if af == nl.AF_INET else 44) + (36 if icmp else 28)))
+                  for af in (nl.AF_INET, nl.AF_INET6) for icmp in (False, True))
+
+
+def _selection_batch(flt, exact, sample, sample_size, delete):
+    """A batch decoder (``_ctnetlink._batch``) for ``select``: for every dumped entry it appends the entry's
+    CT_DELETE request (``delete``) or 1 when the entry matches ``flt``, and b'' or 0 when it does not; the
+    first ``sample_size`` matching entries are decoded into ``sample``."""
+    pred = None if exact or flt.empty else flt.match
+    checks = None if pred is None else raw_net_checks(flt)
+    layouts = nl._LAYOUTS  # pylint: disable=protected-access
+    from_bytes = int.from_bytes
+    nfgen = dict((af, _NFGEN.pack(af, 0, 0)) for af in (nl.AF_INET, nl.AF_INET6))
+    miss = b'' if delete else 0
+    decode = nl.decode_ct
+
+    def fast(v, family, icmp, zoned, buf, p, end):
+        if pred is not None:
+            if checks is None or icmp:
+                return None  # the Python predicate on the decoded entry
+            for index, af, net, mask in checks:
+                if af != family or from_bytes(v[index], 'big') & mask != net:
+                    return miss
+        start = p - layouts[family, icmp, zoned][0]
+        if len(sample) < sample_size:
+            sample.append(decode(buf, start, end, family))
+        if not delete:
+            return 1
+        size = _TUPLE_LEN[family, icmp]
+        tail = start + 2 * size + (8 if zoned else 0)
+        body = nfgen[family] + buf[start:start + size] + (buf[tail - 8:tail] if zoned else b'') + buf[tail + 16:tail + 24]
+        return _DELETE_HDR(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
+
+    def fallback(buf, start, end, family):
+        entry = None
+        if pred is not None:
+            entry = decode(buf, start, end, family)
+            if not pred(entry):
+                return miss
+        if len(sample) < sample_size:
+            sample.append(entry or decode(buf, start, end, family))
+        if not delete:
+            return 1
+        return _delete_of(buf, start, end, family) or miss
+
+    return nl._batch(fast, fallback)  # pylint: disable=protected-access
+
+
 def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None):
     """Walk the entries matching ``flt``: count them, keep a sample, and with ``delete`` delete them.
 
-    Deletes are sent while the dump runs. ``limit``: stop (without deleting, ``delete`` must be False)
-    as soon as more than ``limit`` entries match. ``exact``: the kernel-side dump selects exactly the
-    matching entries, so entries are decoded only for the sample. Returns (matched, deleted, sample).
+    Deletes are sent while the dump runs (received by a second process). ``limit``: stop (without deleting,
+    ``delete`` must be False) as soon as more than ``limit`` entries match. ``exact``: the kernel-side dump
+    selects exactly the matching entries, so entries are decoded only for the sample. Returns
+    (matched, deleted, sample).
     """
     requests = flt.kernel_requests()
     if exact is None:
         exact = flt.kernel_exact
+    sample = []
+    matched = 0
     if (exact or flt.empty) and not delete:
         # counting only: no Python work per entry beyond reading its header
-        sample = []
-        matched = 0
         with nl.Connection() as conn:
             for family, attrs in requests:
                 matched = _count_raw(conn, family, attrs, sample, sample_size, limit, matched)
                 if limit is not None and matched > limit:
                     break
         return matched, 0, sample
-    pred = None if exact or flt.empty else flt.match
-    raw = None if pred is None else raw_net_matcher(flt)
-    decode = nl.decode_ct
-    sample = []
-    state = {'matched': 0}
-    deleter = _Deleter() if delete else None
-
-    def handler(buf, off, end, family):
-        entry = None
-        if pred is not None:
-            verdict = None if raw is None else raw(buf, off, end, family)
-            if verdict is None:
-                entry = decode(buf, off, end, family)
-                verdict = pred(entry)
-            if not verdict:
-                return None
-        state['matched'] += 1
-        if len(sample) < sample_size:
-            sample.append(entry or decode(buf, off, end, family))
-        if deleter is not None:
-            request = _delete_of(buf, off, end, family)
-            if request is not None:
-                deleter.add(request)
-        if limit is not None and state['matched'] > limit:
-            return False
-        return None
-
+    batch = _selection_batch(flt, exact, sample, sample_size, delete)
+    deleter = None
     try:
         with nl.Connection() as conn:
             for family, attrs in requests:
-                _dump_raw(conn, family, attrs, handler)
-                if limit is not None and state['matched'] > limit:
-                    break
+                for items in conn.dump_batches(family, attrs, batch=batch, threaded=True):
+                    if delete:
+                        if deleter is None:
+                            deleter = _Deleter()  # its thread starts after the receiver process forked
+                        for request in items:
+                            if request:
+                                deleter.add(request)
+                                matched += 1
+                    else:
+                        matched += sum(items)
+                        if limit is not None and matched > limit:
+                            return matched, 0, sample
         deleted = deleter.finish() if deleter is not None else 0
     finally:
         if deleter is not None:
             deleter.close()
-    return state['matched'], deleted, sample
+    return matched, deleted, sample
 
 
 # --- conntrack_flush ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ __metaclass__ = type
 import heapq
 import itertools
 import json
+import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     ConntrackError, MissingLibraryError, conntrack_available, have_library)
@@ -52,15 +53,28 @@ class TopCounter(object):
             self.approximate = True
 
     def top(self, n, name, fmt=None):
-        rows = heapq.nlargest(n, self.counts.items(), key=lambda kv: (kv[1], str(kv[0])))
+        text = fmt or str
+        rows = heapq.nlargest(n, self.counts.items(), key=lambda kv: (kv[1], text(kv[0])))
         return [{name: fmt(key) if fmt else key, 'count': count} for key, count in rows]
+
+
+def _address_text(raw):
+    """An address of a brief record as text (bytes from netlink; text already from other sources)."""
+    if isinstance(raw, bytes):
+        return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    return raw
+
+
+def _port_text(key):
+    return '%s/%d' % (nl.PROTO_NAMES.get(key >> 16) or str(key >> 16), key & 0xffff)
 
 
 class Summary(object):
     """Counts while the table streams; memory bounded by the TopCounters' capacity.
 
-    It counts brief records (``_ctnetlink.decode_ct_brief``/``brief_of``): family, proto, state, zone,
-    status value, src, dst, dport.
+    It counts brief records (``_ctnetlink.decode_ct_brief``, ``brief_of``): the (family, proto, state,
+    zone, status) combination in one dict, sources, destinations and (proto, dport) in three bounded
+    counters, all keyed by raw values; names and text are made once, for the result.
     """
 
     PRUNE_EVERY = 8192
@@ -68,66 +82,62 @@ class Summary(object):
     def __init__(self, top):
         self.top_n = top
         self.total = 0
-        self.by_family = {}
-        self.by_proto = {}
-        self.by_state = {}
-        self.by_zone = {}
-        self.assured = 0
-        self.unreplied = 0
+        self.combos = {}
         self.sources = TopCounter()
         self.destinations = TopCounter()
         self.dports = TopCounter()
 
     def consume(self, briefs):
         """Count every brief record of an iterable (the hot loop: local names only)."""
-        by_family, by_proto, by_state, by_zone = self.by_family, self.by_proto, self.by_state, self.by_zone
+        combos = self.combos
         src_c, dst_c, port_c = self.sources.counts, self.destinations.counts, self.dports.counts
-        assured_bit = nl.STATUS_VALUES['ASSURED']
-        replied_bit = nl.STATUS_VALUES['SEEN_REPLY']
-        assured = unreplied = 0
         total = self.total
         prune_every = self.PRUNE_EVERY
-        for family, proto, state, zone, status, src, dst, dport in briefs:
+        for combo, src, dst, port in briefs:
             total += 1
-            by_family[family] = by_family.get(family, 0) + 1
-            by_proto[proto] = by_proto.get(proto, 0) + 1
-            if state is not None:
-                key = state if proto == 'tcp' else (proto, state)
-                by_state[key] = by_state.get(key, 0) + 1
-            by_zone[zone] = by_zone.get(zone, 0) + 1
-            if status & assured_bit:
-                assured += 1
-            if not status & replied_bit:
-                unreplied += 1
+            combos[combo] = combos.get(combo, 0) + 1
             src_c[src] = src_c.get(src, 0) + 1
             dst_c[dst] = dst_c.get(dst, 0) + 1
-            if dport is not None:
-                key = (proto, dport)
-                port_c[key] = port_c.get(key, 0) + 1
+            if port is not None:
+                port_c[port] = port_c.get(port, 0) + 1
             if not total % prune_every:
                 self.sources.prune()
                 self.destinations.prune()
                 self.dports.prune()
         self.total = total
-        self.assured += assured
-        self.unreplied += unreplied
 
     def add(self, entry):
         """Count one entry dict."""
         self.consume((nl.brief_of(entry),))
 
     def result(self):
+        by_family, by_proto, by_state, by_zone = {}, {}, {}, {}
+        assured = unreplied = 0
+        assured_bit, replied_bit = nl.STATUS_VALUES['ASSURED'], nl.STATUS_VALUES['SEEN_REPLY']
+        for (af, num, state, zone, status), count in self.combos.items():
+            family = nl.FAMILY_NAMES.get(af, str(af))
+            proto = nl.PROTO_NAMES.get(num) or ('unknown' if num is None else str(num))
+            by_family[family] = by_family.get(family, 0) + count
+            by_proto[proto] = by_proto.get(proto, 0) + count
+            if state is not None:
+                key = state if proto == 'tcp' else '%s/%s' % (proto, state)
+                by_state[key] = by_state.get(key, 0) + count
+            by_zone[str(zone)] = by_zone.get(str(zone), 0) + count
+            if status & assured_bit:
+                assured += count
+            if not status & replied_bit:
+                unreplied += count
         n = self.top_n
         return {
             'total': self.total,
-            'by_family': self.by_family,
-            'by_proto': self.by_proto,
-            'by_state': dict((k if isinstance(k, str) else '%s/%s' % k, v) for k, v in self.by_state.items()),
-            'by_zone': dict((str(k), v) for k, v in self.by_zone.items()),
-            'by_status': {'assured': self.assured, 'unreplied': self.unreplied},
-            'top_sources': self.sources.top(n, 'src'),
-            'top_destinations': self.destinations.top(n, 'dst'),
-            'top_dports': self.dports.top(n, 'dport', lambda key: '%s/%d' % key),
+            'by_family': by_family,
+            'by_proto': by_proto,
+            'by_state': by_state,
+            'by_zone': by_zone,
+            'by_status': {'assured': assured, 'unreplied': unreplied},
+            'top_sources': self.sources.top(n, 'src', _address_text),
+            'top_destinations': self.destinations.top(n, 'dst', _address_text),
+            'top_dports': self.dports.top(n, 'dport', _port_text),
             'approximate': self.sources.approximate or self.destinations.approximate or self.dports.approximate,
         }
 

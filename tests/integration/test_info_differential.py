@@ -43,6 +43,7 @@ SIZE = 2500
 SEED = 20240611
 
 GATHER = """
+import json
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _info
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_OPTIONS
 out = []
@@ -53,7 +54,7 @@ for flt in DATA:
     params.update(flt)
     result, _warnings = _info.gather(params)
     stream = result['entries']
-    rows = [e for chunk in stream.chunks() for e in chunk]
+    rows = [json.loads(e) if stream.text else e for chunk in stream.chunks() for e in chunk]
     out.append([[e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('sport'), e.get('dport'),
                  e.get('icmp_type'), e.get('icmp_code'), e.get('icmp_id'), e.get('zone', 0)] for e in rows])
 emit(out)
