@@ -841,19 +841,33 @@ def _json_fast(v, family, icmp, zoned, buf, p, end):
     return ''.join(parts)
 
 
+def _state_in(buf, p, end):
+    """The protocol state (name) in the attributes buf[p:end] (CTA_PROTOINFO), or None."""
+    while p + 4 <= end:
+        alen, atype = _unpack_nla(buf, p)
+        if alen < 4:
+            return None
+        if atype & NLA_TYPE_MASK == CTA_PROTOINFO:
+            info = {}
+            _decode_protoinfo(buf, p + 4, p + alen, info)
+            return info.get('state')
+        p += (alen + 3) & ~3
+    return None
+
+
 def _brief_fast(v, family, icmp, zoned, buf, p, end):
-    """The brief record (see decode_ct_brief) of an entry of a fixed layout from its values, or None."""
+    """The brief record (see decode_ct_brief) of an entry of a fixed layout from its values."""
     t = (12 if icmp else 10) + zoned
     num = v[2]
     state = None
-    if num == 6:
-        if p + 16 <= end:
-            hdr, shdr, value = _PROTOINFO_TCP_STATE(buf, p)
-            if hdr & 0xffff != _TYPE_PROTOINFO_TCP or shdr != _HDR_TCP_STATE:
-                return None
+    if num == 6 and p + 16 <= end:
+        hdr, shdr, value = _PROTOINFO_TCP_STATE(buf, p)
+        if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
             state = TCP_STATES[value] if value < 10 else str(value)
+        else:
+            state = _state_in(buf, p, end)
     elif num in _PROTOINFO_PROTOS:
-        return None
+        state = _state_in(buf, p, end)
     return (family, num, state, v[t - 1] if zoned else 0, v[t]), v[0], v[1], None if icmp else num << 16 | v[4]
 
 
