@@ -20,7 +20,6 @@ __metaclass__ = type
 
 import errno
 import json
-import operator
 import os
 import socket
 import struct
@@ -666,7 +665,6 @@ def decode_ct_brief(buf, off, end, family):
 
 
 _PROTOINFO_PROTOS = frozenset((6, 33, 132))
-
 
 
 # --- batch decoders: every message of a datagram in one call ----------------------------------

@@ -258,13 +258,11 @@ def stream_batches(backend, flt, kind='dict'):
         requests = flt.kernel_requests()
         if pred is None:
             if len(requests) > 1:
-                for items in _parallel_dumps(requests, None, batch):
-                    yield items
+                yield from _parallel_dumps(requests, None, batch)
                 return
             with nl.Connection() as conn:
                 for family, attrs in requests:
-                    for items in conn.dump_batches(family, attrs, batch=batch, threaded=True):
-                        yield items
+                    yield from conn.dump_batches(family, attrs, batch=batch, threaded=True)
             return
         decode = _KINDS['dict'][0]
         if len(requests) > 1:

@@ -82,8 +82,8 @@ def test_raw_net_matcher_only_for_address_residuals():
     match = ctw.raw_net_matcher(flt(src='192.0.2.0/24', proto='tcp', dport=80))
     entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.77', 'dst': '198.51.100.1', 'sport': 1, 'dport': 80}
     # what every dump carries after the tuples
-    tail = b''.join(nl.nla_be32(atype, 1) for atype in (nl.CTA_STATUS, nl.CTA_MARK, nl.CTA_ID, nl.CTA_USE,
-                                                          nl.CTA_TIMEOUT))
+    tail = b''.join(nl.nla_be32(atype, 1)
+                    for atype in (nl.CTA_STATUS, nl.CTA_MARK, nl.CTA_ID, nl.CTA_USE, nl.CTA_TIMEOUT))
     payload = nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', entry) + nl.encode_tuple(nl.CTA_TUPLE_REPLY, 'ipv4',
                                                                                   nl.reply_of(entry)) + tail
     assert match(payload, 0, len(payload), nl.AF_INET) is True
