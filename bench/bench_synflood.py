@@ -105,6 +105,12 @@ def verdicts(results):
         if name.startswith('synproxy'):
             ok = clients['ok'] >= 0.99 * clients['attempts'] and res['peak_count'] < 0.05 * res['max']
             out.append((name, '>= 99% of clients succeed and count < 5% of max', ok))
+        if name.startswith('synproxy') and 'default' not in name:
+            # a lowered max: the clients' own connections (TIME_WAIT, 120 s) are a visible share of it, so
+            # the bar is on what the flood added beyond them
+            ok = clients['ok'] >= 0.99 * clients['attempts'] and res['peak_count'] - clients['ok'] < 0.05 * res['max']
+            out.append((name, '>= 99% of clients succeed and the count beyond the clients\' own connections '
+                              '< 5% of max', ok))
     return out
 
 

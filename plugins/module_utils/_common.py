@@ -112,7 +112,7 @@ def exit_with_bulk(module, result, bulk_keys=('entries',)):
             if hasattr(value, 'chunks'):
                 items = [item for chunk in value.chunks() for item in chunk]
                 if getattr(value, 'text', False):
-                    items = [json.loads(item) for item in items]
+                    items = json.loads('[%s]' % ', '.join(items))
                 result.update(value.trailer())
                 value = items
             result[key] = value

@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import errno
 import json
+import marshal
 import os
 import socket
 import struct
@@ -1036,6 +1037,18 @@ class _Receiver(object):
             self.thread.join(1.0)
 
 
+class Decoded(list):
+    """Items a receiver process decoded itself (see _ProcessReceiver)."""
+
+
+class Joined(list):
+    """JSON texts a receiver process decoded and joined with ', ' (``[text]``); ``entries`` says how many."""
+
+    def __init__(self, text, entries):
+        super(Joined, self).__init__((text,))
+        self.entries = entries
+
+
 class _ProcessReceiver(object):
     """Receives the datagrams of one dump in a child process and hands them over through a pipe.
 
@@ -1043,11 +1056,18 @@ class _ProcessReceiver(object):
     CPU while this process decodes, with no lock between the two (a receiving thread would need the
     GIL after every datagram). The child copies each datagram, prefixed with its length, into the pipe
     and ends after the one that ends the dump. ``next()`` returns (datagram, length).
+
+    ``share``: a batch decoder without side effects whose items are plain data (str, bytes, int, tuple,
+    dict, list, None). The child then decodes every other datagram itself and sends the items (marshal)
+    instead of the bytes (the texts of ``batch_json`` joined into one, a ``Joined``), so both CPUs decode;
+    ``next()`` returns (``Decoded`` items or ``Joined``, code) for those, ``code`` being what the batch
+    decoder returned.
     """
 
-    _LEN = struct.Struct('=i')
+    _HDR = struct.Struct('=iiI')  # length (negative: -errno), kind (0 bytes, 1 items, 2 + n: n joined texts), code
+    _NO_CODE = 0xffffffff
 
-    def __init__(self, conn, seq):
+    def __init__(self, conn, seq, share=None):
         self.seq = seq
         rfd, wfd = os.pipe()
         try:
@@ -1065,7 +1085,7 @@ class _ProcessReceiver(object):
             code = 0
             try:
                 os.close(rfd)
-                self._forward(conn.sock, conn.CHUNK, wfd)
+                self._forward(conn.sock, conn.CHUNK, wfd, share)
             except BaseException:  # pylint: disable=broad-except
                 code = 1
             finally:
@@ -1076,20 +1096,37 @@ class _ProcessReceiver(object):
         self.pending = bytearray()
         self.pos = 0
 
-    def _forward(self, sock, chunk, wfd):
+    def _forward(self, sock, chunk, wfd, share):
         buf = bytearray(chunk)
         view = memoryview(buf)
         ends = _Receiver.ends
+        pack = self._HDR.pack
+        write = self._write_all
+        odd = False
         while True:
             try:
                 n = sock.recv_into(buf, chunk)
             except OSError as exc:
-                self._write_all(wfd, self._LEN.pack(-exc.errno))
+                write(wfd, pack(-exc.errno, -1, self._NO_CODE))
                 return
-            self._write_all(wfd, self._LEN.pack(n))
-            self._write_all(wfd, view[:n])
-            if ends(buf, n, self.seq):
-                return
+            if share is not None and odd:
+                items = []
+                code = share(buf, n, self.seq, items)
+                if share is batch_json:  # texts: joined here, written out as they are
+                    data = ', '.join(items).encode('utf-8')
+                    head = pack(len(data), 2 + len(items), self._NO_CODE if code is None else code)
+                else:
+                    data = marshal.dumps(items)
+                    head = pack(len(data), 1, self._NO_CODE if code is None else code)
+                write(wfd, head + data)
+                if code is not None:
+                    return
+            else:
+                write(wfd, pack(n, 0, self._NO_CODE))
+                write(wfd, view[:n])
+                if ends(buf, n, self.seq):
+                    return
+            odd = not odd
 
     @staticmethod
     def _write_all(fd, data):
@@ -1108,18 +1145,23 @@ class _ProcessReceiver(object):
             self.pending += data
 
     def next(self):
-        self._fill(4)
-        n = self._LEN.unpack_from(self.pending, self.pos)[0]
-        self.pos += 4
+        size = self._HDR.size
+        self._fill(size)
+        n, kind, code = self._HDR.unpack_from(self.pending, self.pos)
+        self.pos += size
         if n < 0:
-            code = -n
-            if code == errno.ENOBUFS:
+            if -n == errno.ENOBUFS:
                 raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
                                      'the table changed too fast to be read completely; try again')
-            raise ConntrackError('netlink receive failed: %s' % os.strerror(code))
+            raise ConntrackError('netlink receive failed: %s' % os.strerror(-n))
         self._fill(n)
         data = bytes(self.pending[self.pos:self.pos + n])
         self.pos += n
+        code = None if code == self._NO_CODE else code
+        if kind == 1:
+            return Decoded(marshal.loads(data)), code
+        if kind >= 2:
+            return Joined(data.decode('utf-8'), kind - 2), code
         return data, n
 
     def release(self, buf):
@@ -1136,11 +1178,11 @@ class _ProcessReceiver(object):
             self.pid = None
 
 
-def _receiver(conn, seq):
-    """A receiver in a child process where fork() works, else in a thread."""
+def _receiver(conn, seq, share=None):
+    """A receiver in a child process where fork() works, else in a thread (which shares no decoding)."""
     if hasattr(os, 'fork'):
         try:
-            return _ProcessReceiver(conn, seq)
+            return _ProcessReceiver(conn, seq, share)
         except OSError:
             pass
     return _Receiver(conn, seq)
@@ -1261,18 +1303,20 @@ class Connection(object):
         for items in self.dump_batches(family, attrs, zero, plain_batch(decode), threaded):
             yield from items
 
-    def dump_batches(self, family=0, attrs=b'', zero=False, batch=None, threaded=False):
+    def dump_batches(self, family=0, attrs=b'', zero=False, batch=None, threaded=False, share=False):
         """Stream the table as lists, one per datagram, of what the batch decoder ``batch`` (``batch_json``,
         ``batch_brief``, ``plain_batch(decode)``) makes of its entries.
 
-        ``threaded``: receive in a second thread. The kernel fills each dump datagram inside recv(),
-        which releases the GIL, so the kernel's walk of the table overlaps with the decoding here.
+        ``threaded``: receive in a second process (or thread). The kernel fills each dump datagram inside
+        recv(), so the kernel's walk of the table overlaps with the decoding here. ``share``: the receiver
+        process decodes every other datagram too (only for a batch decoder without side effects whose items
+        are plain data, such as ``batch_json``, ``batch_brief``, ``plain_batch(decode_ct)``).
         """
         msg = IPCTNL_MSG_CT_GET_CTRZERO if zero else IPCTNL_MSG_CT_GET
         data, seq = self.message(NFNL_SUBSYS_CTNETLINK, msg, NLM_F_REQUEST | NLM_F_DUMP, family, NFNETLINK_V0, attrs)
         self.send(data)
         batch = batch or plain_batch(decode_ct)
-        datagrams = _receiver(self, seq) if threaded else None
+        datagrams = _receiver(self, seq, batch if share else None) if threaded else None
         try:
             while True:
                 if datagrams is None:
@@ -1280,6 +1324,14 @@ class Connection(object):
                     n = self._recv()
                 else:
                     buf, n = datagrams.next()
+                    if isinstance(buf, (Decoded, Joined)):  # decoded by the receiver process; n: the batch's code
+                        if getattr(buf, 'entries', len(buf)):
+                            yield buf
+                        if n is not None:
+                            if n:
+                                raise NetlinkError(n)
+                            return
+                        continue
                 items = []
                 code = batch(buf, n, seq, items)
                 if datagrams is not None:

@@ -157,14 +157,21 @@ class EntryStream(object):
         limit = self.limit
         for items in self.iterable:
             before = self.matched
-            self.matched += len(items)
+            self.matched += getattr(items, 'entries', len(items))
             if not limit or self.matched <= limit:
                 yield items
             elif before < limit:
-                yield items[:limit - before]
+                yield _first(items, limit - before)
 
     def trailer(self):
         return {'matched': self.matched, 'truncated': bool(self.limit) and self.matched > self.limit}
+
+
+def _first(items, count):
+    """The first ``count`` entries of a batch (of JSON texts joined into one, too)."""
+    if isinstance(items, nl.Joined):
+        return [json.dumps(entry) for entry in json.loads('[%s]' % items[0])[:count]]
+    return items[:count]
 
 
 def choose_backend(requested):
@@ -262,7 +269,7 @@ def stream_batches(backend, flt, kind='dict'):
                 return
             with nl.Connection() as conn:
                 for family, attrs in requests:
-                    yield from conn.dump_batches(family, attrs, batch=batch, threaded=True)
+                    yield from conn.dump_batches(family, attrs, batch=batch, threaded=True, share=True)
             return
         decode = _KINDS['dict'][0]
         if len(requests) > 1:
@@ -271,7 +278,7 @@ def stream_batches(backend, flt, kind='dict'):
             return
         with nl.Connection() as conn:
             for family, attrs in requests:
-                for items in conn.dump_batches(family, attrs, batch=decode, threaded=True):
+                for items in conn.dump_batches(family, attrs, batch=decode, threaded=True, share=True):
                     matching = [item for item in items if pred(item)]
                     if matching:
                         yield matching if convert is None else [convert(item) for item in matching]

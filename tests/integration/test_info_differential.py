@@ -54,7 +54,7 @@ for flt in DATA:
     params.update(flt)
     result, _warnings = _info.gather(params)
     stream = result['entries']
-    rows = [json.loads(e) if stream.text else e for chunk in stream.chunks() for e in chunk]
+    rows = [e for chunk in stream.chunks() for e in (json.loads('[%s]' % ', '.join(chunk)) if stream.text else chunk)]
     out.append([[e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('sport'), e.get('dport'),
                  e.get('icmp_type'), e.get('icmp_code'), e.get('icmp_id'), e.get('zone', 0)] for e in rows])
 emit(out)

@@ -302,6 +302,29 @@ def test_threaded_dump_streams_every_entry(fake_socket):
     assert [json.loads(text) for text in texts] == ENTRIES
 
 
+@pytest.mark.parametrize('batch', ['batch_json', 'batch_brief', 'dicts'])
+def test_shared_decoding_gives_the_same_entries(fake_socket, batch):
+    """With ``share`` the receiver process decodes every other datagram: the entries are the same."""
+    batch = nl.plain_batch(nl.decode_ct) if batch == 'dicts' else getattr(nl, batch)
+
+    def flat(batches):
+        out = []
+        for items in batches:
+            if isinstance(items, nl.Joined):
+                texts = [json.dumps(e) for e in json.loads('[%s]' % items[0])]
+                assert len(texts) == items.entries
+                out.extend(texts)
+            else:
+                out.extend(items)
+        return out
+
+    with nl.Connection() as conn:
+        alone = flat(conn.dump_batches(batch=batch))
+    with nl.Connection() as conn:
+        shared = flat(conn.dump_batches(batch=batch, threaded=True, share=True))
+    assert shared == alone and len(alone) == len(ENTRIES)
+
+
 def test_threaded_dump_reports_a_receive_error(monkeypatch):
     class Overrun(FakeNetlinkSocket):
         def recv_into(self, buf, size=0):

@@ -237,3 +237,12 @@ def test_gather_procfs_without_proc_table(fake_proc, monkeypatch):
     with pytest.raises(MissingLibraryError) as exc:
         info.gather(params(entries=True, summary=True))
     assert exc.value.library == 'pyroute2'
+
+
+def test_entry_stream_counts_joined_batches_and_cuts_them_at_the_limit():
+    texts = [json.dumps({'id': i}) for i in range(5)]
+    batches = [[texts[0]], nl.Joined(', '.join(texts[1:4]), 3), [texts[4]]]
+    stream = info.EntryStream(iter(batches), limit=2, text=True)
+    written = [t for chunk in stream.chunks() for t in chunk]
+    assert [json.loads(t)['id'] for t in written] == [0, 1]
+    assert stream.trailer() == {'matched': 5, 'truncated': True}
