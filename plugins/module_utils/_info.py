@@ -250,9 +250,25 @@ _KINDS = {
 }
 
 
-def stream_batches(backend, flt, kind='dict'):
+def _limited(batch, limit):
+    """``batch`` for the first ``limit`` entries, then only counting (0 for each entry): a listing with a
+    limit still reports how many entries matched, without decoding those it will not return."""
+    left = [limit]
+    count_only = nl.plain_batch(lambda *_args: 0)
+
+    def run(buf, n, seq, out):
+        if left[0] <= 0:
+            return count_only(buf, n, seq, out)
+        code = batch(buf, n, seq, out)
+        left[0] -= len(out)
+        return code
+    return run
+
+
+def stream_batches(backend, flt, kind='dict', limit=0):
     """Yield lists of the entries matching ``flt``, from the chosen backend: entry dicts (``kind='dict'``),
-    their JSON texts (``'json'``) or the brief records a summary counts (``'brief'``).
+    their JSON texts (``'json'``) or the brief records a summary counts (``'brief'``). With ``limit``, entries
+    after the first ``limit`` may come as placeholders (0): for counting only.
 
     Conditions the kernel cannot check are tested in Python on entry dicts, which are then converted;
     when the kernel selects exactly, the batch decoders turn the dumped bytes into the wanted kind
@@ -261,6 +277,8 @@ def stream_batches(backend, flt, kind='dict'):
     batch, convert = _KINDS[kind]
     exact = backend == 'netlink' and flt.kernel_exact and kernel_version() >= KERNEL_FLUSH_MIN
     pred = None if exact or flt.empty else flt.match
+    if limit and pred is None:
+        batch = _limited(batch, limit)  # entries past the limit are counted, not decoded
     if backend == 'netlink':
         requests = flt.kernel_requests()
         if pred is None:
@@ -368,7 +386,8 @@ def gather(params, namespace=None, initial_namespace=True):
     if streamable:
         # Listing only: the entries are written to the module's output while the table streams
         # (see _common.exit_with_bulk), so memory stays bounded whatever the table size.
-        result['entries'] = EntryStream(stream_batches(backend, flt, 'json'), params.get('limit') or 0, text=True)
+        limit = params.get('limit') or 0
+        result['entries'] = EntryStream(stream_batches(backend, flt, 'json', limit), limit, text=True)
     elif params.get('entries'):
         limit = params.get('limit') or 0
         summary = Summary(params.get('top') or 10) if params.get('summary') else None

@@ -463,3 +463,24 @@ def test_nla_padding(payload, padded):
 def test_status_names_and_value():
     assert nl.status_names(0x18e) == ['SEEN_REPLY', 'ASSURED', 'CONFIRMED', 'SRC_NAT_DONE', 'DST_NAT_DONE']
     assert nl.status_value(['SEEN_REPLY', 'ASSURED', 'CONFIRMED']) == 14
+
+
+def test_limited_listing_counts_past_the_limit_without_decoding():
+    """A listing with a limit decodes datagrams until the limit is reached, then only counts entries."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _info as info
+
+    decoded = []
+
+    def counting_json(buf, off, end, family):
+        decoded.append(1)
+        return nl.decode_ct_json(buf, off, end, family)
+
+    data = bytes.fromhex(REC['dump'][0])
+    seq = struct.unpack_from('=IHHII', data)[3]
+    run = info._limited(nl.plain_batch(counting_json), 2)
+    first, second = [], []
+    run(data, len(data), seq, first)
+    run(data, len(data), seq, second)  # the same datagram again: past the limit now
+    assert len(first) == len(second) > 2
+    assert [json.loads(text) for text in first] == ENTRIES[:len(first)]
+    assert second == [0] * len(second) and len(decoded) == len(first)
