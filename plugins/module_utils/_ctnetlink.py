@@ -533,11 +533,10 @@ _NAT_BITS = STATUS_VALUES['SRC_NAT'] | STATUS_VALUES['DST_NAT']
 
 
 # --- bulk decoders: JSON text and brief records ---------------------------------------------
-# A listing of 10^5-10^6 entries spends most of its time building dicts and then encoding them.
-# decode_ct_json writes the JSON text of an entry directly from the unpacked values (the text
-# json.dumps(decode_ct(...)) gives, byte for byte); decode_ct_brief returns the few fields a summary
-# counts. Both handle the common layout (ports, the fixed tail, TCP protoinfo, counters, timestamps,
-# SYNPROXY) and fall back to decode_ct for anything else.
+# A listing of 10^5-10^6 entries spends most of its time building dicts and then encoding them. The
+# batch decoders below (batch_json, batch_brief) write an entry's JSON text, or the few values a summary
+# counts, straight from the unpacked bytes of the common layouts; decode_ct_json and decode_ct_brief are
+# what they give for any entry (the general decoder, used for every other shape and as the reference).
 
 _JSON_HEAD = ('{"family": "%s", "proto": %s, "protonum": %d, "src": "%s", "dst": "%s", "sport": %d, '
               '"dport": %d, "reply_src": "%s", "reply_dst": "%s", "reply_sport": %d, "reply_dport": %d, '
@@ -545,7 +544,6 @@ _JSON_HEAD = ('{"family": "%s", "proto": %s, "protonum": %d, "src": "%s", "dst":
 _JSON_STATUS = {}
 _JSON_PROTO = {}
 _JSON_TCP_STATE = tuple(', "state": "%s"' % name for name in TCP_STATES)
-_PLAIN_STATUS_MASK = ~_NAT_BITS
 
 
 def _json_status(value):
@@ -562,69 +560,9 @@ def _json_proto(num):
     return text
 
 
-def _fast_head(buf, off, end, family):
-    """The values of the common layout up to CTA_TIMEOUT and the offset after them, or None."""
-    fast_len = _FAST_LEN.get(family)
-    if fast_len is None or off + fast_len + 40 > end or _FAST_HDR[family](buf, off) != _FAST_EXPECT[family]:
-        return None
-    values = _FAST_VAL[family](buf, off)
-    off += fast_len
-    zone = 0
-    if off + 48 <= end:
-        hdr, zone_value = _ZONE(buf, off)
-        if hdr == _HDR_ZONE:
-            zone = zone_value
-            off += 8
-    tail = _TAIL(buf, off)
-    if (tail[0], tail[2], tail[4], tail[6], tail[8]) != _TAIL_HDRS:
-        return None
-    return values, zone, tail, off + 40
-
-
 def decode_ct_json(buf, off, end, family):
-    """The JSON text of one IPCTNL_MSG_CT_NEW payload: ``json.dumps(decode_ct(...))``, faster."""
-    head = _fast_head(buf, off, end, family)
-    if head is None:
-        return json.dumps(decode_ct(buf, off, end, family))
-    (src, dst, num, sport, dport, rsrc, rdst, _rnum, rsport, rdport), zone, tail, p = head
-    status = tail[1]
-    if status & _NAT_BITS:
-        return json.dumps(decode_ct(buf, off, end, family))
-    text = _JSON_HEAD % ('ipv4' if family == AF_INET else 'ipv6', _json_proto(num), num,
-                         _addr(family, src), _addr(family, dst), sport, dport, _addr(family, rsrc),
-                         _addr(family, rdst), rsport, rdport, zone, _json_status(status), tail[3], tail[5],
-                         tail[7], tail[9])
-    if p + 4 > end:
-        return text + '}'
-    parts = [text]
-    while p + 4 <= end:
-        alen, atype = _unpack_nla(buf, p)
-        if alen < 4:
-            break
-        atype &= NLA_TYPE_MASK
-        pend = p + alen
-        if atype == CTA_PROTOINFO:
-            if alen < 16:
-                return json.dumps(decode_ct(buf, off, end, family))
-            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, p)
-            if hdr & 0xffff != _TYPE_PROTOINFO_TCP or shdr != _HDR_TCP_STATE or state >= 10:
-                return json.dumps(decode_ct(buf, off, end, family))
-            parts.append(_JSON_TCP_STATE[state])
-        elif atype == CTA_COUNTERS_ORIG:
-            parts.append(', "packets": %d, "bytes": %d' % _decode_counters(buf, p + 4, pend))
-        elif atype == CTA_COUNTERS_REPLY:
-            parts.append(', "reply_packets": %d, "reply_bytes": %d' % _decode_counters(buf, p + 4, pend))
-        elif atype == CTA_TIMESTAMP:
-            for btype, q, _qend in iter_attrs(buf, p + 4, pend):
-                if btype == CTA_TIMESTAMP_START:
-                    parts.append(', "timestamp_start": %d' % _unpack_be64(buf, q)[0])
-                elif btype == CTA_TIMESTAMP_STOP:
-                    parts.append(', "timestamp_stop": %d' % _unpack_be64(buf, q)[0])
-        elif atype != CTA_SYNPROXY:
-            return json.dumps(decode_ct(buf, off, end, family))
-        p += (alen + 3) & ~3
-    parts.append('}')
-    return ''.join(parts)
+    """The JSON text of one IPCTNL_MSG_CT_NEW payload, as ``batch_json`` writes it."""
+    return json.dumps(decode_ct(buf, off, end, family))
 
 
 _AF_OF = {'ipv4': AF_INET, 'ipv6': AF_INET6}
@@ -645,24 +583,10 @@ def brief_of(entry):
 
 
 def decode_ct_brief(buf, off, end, family):
-    """What a summary counts of one entry, cheap to make and to count:
+    """What a summary counts of one entry, cheap to make and to count, as ``batch_brief`` makes it:
     ((family AF, protonum, state name or None, zone, status value), src bytes, dst bytes, protonum << 16 | dport
     or None). Addresses stay bytes: only the top ones are ever written as text."""
-    head = _fast_head(buf, off, end, family)
-    if head is None:
-        return brief_of(decode_ct(buf, off, end, family))
-    values, zone, tail, p = head
-    num = values[2]
-    state = None
-    if num == 6 and p + 16 <= end:
-        hdr, shdr, value = _PROTOINFO_TCP_STATE(buf, p)
-        if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
-            state = TCP_STATES[value] if value < 10 else str(value)
-        else:
-            return brief_of(decode_ct(buf, off, end, family))
-    elif num in _PROTOINFO_PROTOS:
-        return brief_of(decode_ct(buf, off, end, family))
-    return (family, num, state, zone, tail[1]), values[0], values[1], num << 16 | values[4]
+    return brief_of(decode_ct(buf, off, end, family))
 
 
 _PROTOINFO_PROTOS = frozenset((6, 33, 132))
@@ -716,8 +640,9 @@ _HDR_SYNPROXY = _hdr_be(28, CTA_SYNPROXY | NLA_F_NESTED)
 
 def _batch(decode_fast, fallback):
     """A batch decoder: ``decode(buf, n, seq, out)`` appends what ``decode_fast(values, family, icmp, zoned,
-    buf, rest, end)`` (or, for an entry outside the fixed layouts or refused by it, ``fallback(buf, off, end,
-    family)``) makes of every entry of the datagram ``buf[:n]`` to ``out``. Returns None while the dump goes
+    buf, rest, end)`` (or, for an entry outside the fixed layouts or refused by it, or for every entry when
+    ``decode_fast`` is None, ``fallback(buf, off, end, family)``) makes of every entry of the datagram
+    ``buf[:n]`` to ``out``. Returns None while the dump goes
     on, 0 at its end, an errno when the kernel answered with an error."""
     hdr_of = _HDR.unpack_from
     from_bytes = int.from_bytes
@@ -741,7 +666,7 @@ def _batch(decode_fast, fallback):
                     start = off + 20
                     end = off + mlen
                     item = None
-                    at = num_at.get(family)
+                    at = num_at.get(family) if decode_fast is not None else None
                     if at is not None and start + at < end:
                         icmp = buf[start + at] in icmp_protos
                         zat = start + zone_at[family, icmp]
@@ -872,24 +797,7 @@ def _brief_fast(v, family, icmp, zoned, buf, p, end):
 
 def plain_batch(decode):
     """A batch decoder (see _batch) that calls ``decode(buf, payload_offset, end, family)`` on every entry."""
-    hdr_of = _HDR.unpack_from
-
-    def batch(buf, n, seq, out):
-        off = 0
-        while off + 16 <= n:
-            mlen, mtype, _mflags, mseq, _pid = hdr_of(buf, off)
-            if mlen < 16 or off + mlen > n:
-                break
-            if mseq == seq:
-                if mtype >= 0x100:
-                    out.append(decode(buf, off + 20, off + mlen, buf[off + 16]))
-                elif mtype == NLMSG_DONE:
-                    return 0
-                elif mtype == NLMSG_ERROR:
-                    return -_ERR.unpack_from(buf, off + 16)[0]
-            off += (mlen + 3) & ~3
-        return None
-    return batch
+    return _batch(None, decode)
 
 
 batch_json = _batch(_json_fast, decode_ct_json)

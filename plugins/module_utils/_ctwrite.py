@@ -402,66 +402,14 @@ class _Deleter(object):
         self.conn.close()
 
 
-def _dump_raw(conn, family, attrs, handler):
-    """Stream a (kernel-filtered) dump, calling ``handler(buf, payload_off, end, family)`` per entry."""
-    data, seq = conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET, nl.NLM_F_REQUEST | nl.NLM_F_DUMP,
-                             family, nl.NFNETLINK_V0, attrs)
-    conn.send(data)
-    buf = conn.buf
-    hdr = _HDR.unpack_from
-    while True:
-        n = conn._recv()  # pylint: disable=protected-access
-        off = 0
-        while off + 16 <= n:
-            mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
-            if mlen < 16 or off + mlen > n:
-                break
-            if mseq == seq:
-                if mtype >= 0x100:
-                    if handler(buf, off + 20, off + mlen, buf[off + 16]) is False:
-                        return
-                elif mtype == nl.NLMSG_DONE:
-                    return
-                elif mtype == nl.NLMSG_ERROR:
-                    code = -_ERR.unpack_from(buf, off + 16)[0]
-                    if code:
-                        raise nl.NetlinkError(code, 'listing the conntrack table')
-                    return
-            off += (mlen + 3) & ~3
-
-
-def _count_raw(conn, family, attrs, sample, sample_size, limit=None, seen=0):
-    """Count the entries of a (kernel-filtered) dump without decoding them; decode the first ones into
-    ``sample`` up to ``sample_size``. Stops early once more than ``limit`` are counted. Returns the count
-    plus ``seen``."""
-    data, seq = conn.message(nl.NFNL_SUBSYS_CTNETLINK, nl.IPCTNL_MSG_CT_GET, nl.NLM_F_REQUEST | nl.NLM_F_DUMP,
-                             family, nl.NFNETLINK_V0, attrs)
-    conn.send(data)
-    buf = conn.buf
-    hdr = _HDR.unpack_from
-    count = seen
-    while True:
-        n = conn._recv()  # pylint: disable=protected-access
-        off = 0
-        while off + 16 <= n:
-            mlen, mtype, _mflags, mseq, _pid = hdr(buf, off)
-            if mlen < 16 or off + mlen > n:
-                break
-            if mseq == seq:
-                if mtype >= 0x100:
-                    count += 1
-                    if len(sample) < sample_size:
-                        sample.append(nl.decode_ct(buf, off + 20, off + mlen, buf[off + 16]))
-                elif mtype == nl.NLMSG_DONE:
-                    return count
-                elif mtype == nl.NLMSG_ERROR:
-                    code = -_ERR.unpack_from(buf, off + 16)[0]
-                    if code:
-                        raise nl.NetlinkError(code, 'listing the conntrack table')
-                    return count
-            off += (mlen + 3) & ~3
-        if limit is not None and count > limit:
-            return count  # the rest of the dump is dropped with the socket
+def _counting_batch(sample, sample_size):
+    """A batch decoder (``_ctnetlink._batch`` style) that decodes the first ``sample_size`` entries into
+    ``sample`` and makes a 0 of every entry: counting costs a header read per entry."""
+    def count(buf, off, end, family):
+        if len(sample) < sample_size:
+            sample.append(nl.decode_ct(buf, off, end, family))
+        return 0
+    return nl.plain_batch(count)
 
 
 _NET_INDEX = {'src': 0, 'dst': 1, 'reply_src': 5, 'reply_dst': 6}
@@ -574,11 +522,13 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
     matched = 0
     if (exact or flt.empty) and not delete:
         # counting only: no Python work per entry beyond reading its header
+        batch = _counting_batch(sample, sample_size)
         with nl.Connection() as conn:
             for family, attrs in requests:
-                matched = _count_raw(conn, family, attrs, sample, sample_size, limit, matched)
-                if limit is not None and matched > limit:
-                    break
+                for items in conn.dump_batches(family, attrs, batch=batch):
+                    matched += len(items)
+                    if limit is not None and matched > limit:
+                        return matched, 0, sample  # the rest of the dump goes with the socket
         return matched, 0, sample
     batch = _selection_batch(flt, exact, sample, sample_size, delete)
     deleter = None
@@ -662,15 +612,11 @@ def _count_all():
 def _first_entries(count):
     """The first ``count`` entries of a full dump (the dump is abandoned after them)."""
     out = []
-    if count <= 0:
-        return out
-
-    def handler(buf, off, end, family):
-        out.append(nl.decode_ct(buf, off, end, family))
-        return False if len(out) >= count else None
-
-    with nl.Connection() as conn:
-        _dump_raw(conn, 0, b'', handler)
+    if count > 0:
+        with nl.Connection() as conn:
+            for items in conn.dump_batches(batch=_counting_batch(out, count)):
+                if len(out) >= count:
+                    break
     return out
 
 

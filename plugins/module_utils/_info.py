@@ -72,7 +72,7 @@ def _port_text(key):
 class Summary(object):
     """Counts while the table streams; memory bounded by the TopCounters' capacity.
 
-    It counts brief records (``_ctnetlink.decode_ct_brief``, ``brief_of``): the (family, proto, state,
+    It counts brief records (``_ctnetlink.batch_brief``, ``brief_of``): the (family, proto, state,
     zone, status) combination in one dict, sources, destinations and (proto, dport) in three bounded
     counters, all keyed by raw values; names and text are made once, for the result.
     """

@@ -157,38 +157,39 @@ def test_every_field_equals_pyroute2():
         assert ours == pyroute2_reference.flat_entry(msg)
 
 
-def test_json_decoder_writes_what_json_dumps_writes():
-    """decode_ct_json is json.dumps(decode_ct(...)), byte for byte, on every recorded entry (accounting and
-    timestamps on, NAT, helper, labels, SCTP, zones: the fast path and every fallback)."""
-    for mtype, _f, _s, data in messages(REC['dump']):
-        if mtype < 0x100:
-            continue
-        assert nl.decode_ct_json(data, 20, len(data), data[16]) == json.dumps(nl.decode_ct(data, 20, len(data), data[16]))
+def batch_of(batch):
+    """Every item the batch decoder makes of the recorded dump, datagram by datagram."""
+    out = []
+    for text in REC['dump']:
+        data = bytes.fromhex(text)
+        batch(data, len(data), struct.unpack_from('=IHHII', data)[3], out)
+    return out
 
 
-def test_brief_decoder_agrees_with_the_full_decoder():
-    for mtype, _f, _s, data in messages(REC['dump']):
-        if mtype < 0x100:
-            continue
-        assert nl.decode_ct_brief(data, 20, len(data), data[16]) == nl.brief_of(nl.decode_ct(data, 20, len(data), data[16]))
+def test_json_batch_writes_what_json_dumps_writes():
+    """batch_json writes json.dumps(decode_ct(...)), byte for byte, for every recorded entry (accounting and
+    timestamps on, NAT, helper, labels, SCTP, zones, ICMP: the fixed layouts and every fallback)."""
+    assert batch_of(nl.batch_json) == [json.dumps(entry) for entry in ENTRIES]
 
 
-def test_fast_decoders_take_the_fast_path_on_plain_entries(monkeypatch):
-    """A TCP entry with counters and timestamps is written without building a dict."""
-    plain = [data for mtype, _f, _s, data in messages(REC['dump'])
-             if mtype >= 0x100 and nl.decode_ct(data, 20, len(data), data[16]).get('proto') == 'tcp'
-             and 'helper' not in nl.decode_ct(data, 20, len(data), data[16])
-             and not set(nl.decode_ct(data, 20, len(data), data[16])['status']) & {'SRC_NAT', 'DST_NAT'}]
-    assert plain
-    expected = [json.dumps(nl.decode_ct(data, 20, len(data), data[16])) for data in plain]
+def test_brief_batch_agrees_with_the_full_decoder():
+    assert batch_of(nl.batch_brief) == [nl.brief_of(entry) for entry in ENTRIES]
 
-    def no_dicts(*_args):
-        raise AssertionError('fell back to decode_ct')
 
-    monkeypatch.setattr(nl, 'decode_ct', no_dicts)
-    assert [nl.decode_ct_json(data, 20, len(data), data[16]) for data in plain] == expected
-    for data in plain:
-        nl.decode_ct_brief(data, 20, len(data), data[16])
+def test_batch_decoders_take_the_fixed_layouts_on_plain_entries(monkeypatch):
+    """Entries without NAT, helper or labels are written without building a dict."""
+    plain = [e for e in ENTRIES if 'helper' not in e and 'labels' not in e and not set(e['status']) & {'SRC_NAT', 'DST_NAT'}]
+    assert len(plain) >= 5 and {e['proto'] for e in plain} >= {'tcp', 'icmp'}
+    general = []
+    decode_ct = nl.decode_ct
+
+    def counted(buf, off, end, family):
+        general.append(1)
+        return decode_ct(buf, off, end, family)
+
+    monkeypatch.setattr(nl, 'decode_ct', counted)
+    assert len(batch_of(nl._batch(nl._json_fast, nl.decode_ct_json))) == len(ENTRIES)
+    assert len(general) == len(ENTRIES) - len(plain)
 
 
 # --- oracle: conntrack -L -o extended,id taken at the same moment ---------------------------------------
@@ -298,7 +299,7 @@ def test_threaded_dump_streams_every_entry(fake_socket):
     with nl.Connection() as conn:
         assert list(conn.dump(threaded=True)) == ENTRIES
     with nl.Connection() as conn:
-        texts = list(conn.dump(decode=nl.decode_ct_json, threaded=True))
+        texts = [t for items in conn.dump_batches(batch=nl.batch_json, threaded=True) for t in items]
     assert [json.loads(text) for text in texts] == ENTRIES
 
 
