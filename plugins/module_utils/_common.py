@@ -72,6 +72,29 @@ def conntrack_available():
     return os.path.exists('/proc/sys/net/netfilter/nf_conntrack_count')
 
 
+# CTA_ZONE filters a dump or a flush from Linux 6.8 ("ctnetlink: support filtering by zone"); older
+# kernels ignore the attribute and would list or flush every zone. Status filters came earlier. Below
+# this version a flush is a batched delete of dumped entries, each checked by the Python predicate, and
+# a listing checks every entry in Python too.
+KERNEL_FLUSH_MIN = (6, 8)
+
+
+def kernel_version(release=None):
+    """(major, minor) of the running kernel, (0, 0) when unknown."""
+    release = release or os.uname()[2]
+    parts = []
+    for piece in release.split('.')[:2]:
+        digits = ''
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        parts.append(int(digits) if digits else 0)
+    while len(parts) < 2:
+        parts.append(0)
+    return tuple(parts)
+
+
 NAMESPACE_ARGSPEC = dict(namespace=dict(type='str'))
 
 

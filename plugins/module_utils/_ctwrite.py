@@ -20,17 +20,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import os
 import socket
 import struct
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
+    KERNEL_FLUSH_MIN, ConntrackError, kernel_version)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 
-# CTA_ZONE filters a flush from Linux 6.8 ("ctnetlink: support filtering by zone"); older kernels
-# ignore the attribute and would flush every zone. Status filters came earlier. Below this version
-# every flush is a batched delete of dumped entries, each checked by the Python predicate.
-KERNEL_FLUSH_MIN = (6, 8)
 SAMPLE_DEFAULT = 10
 BATCH_BYTES = 1 << 17
 
@@ -42,22 +38,6 @@ _DELETE_TYPE = (nl.NFNL_SUBSYS_CTNETLINK << 8) | nl.IPCTNL_MSG_CT_DELETE
 _HDR_ID = int.from_bytes(_NLA.pack(8, nl.CTA_ID), 'big')
 _HDR_ZONE = int.from_bytes(_NLA.pack(6, nl.CTA_ZONE), 'big')
 _BE32 = struct.Struct('>I').unpack_from
-
-
-def kernel_version(release=None):
-    """(major, minor) of the running kernel, (0, 0) when unknown."""
-    release = release or os.uname()[2]
-    parts = []
-    for piece in release.split('.')[:2]:
-        digits = ''
-        for char in piece:
-            if not char.isdigit():
-                break
-            digits += char
-        parts.append(int(digits) if digits else 0)
-    while len(parts) < 2:
-        parts.append(0)
-    return tuple(parts)
 
 
 # --- one entry ------------------------------------------------------------------------------

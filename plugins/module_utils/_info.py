@@ -17,11 +17,10 @@ import json
 import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
-    ConntrackError, MissingLibraryError, conntrack_available, have_library)
+    KERNEL_FLUSH_MIN, ConntrackError, MissingLibraryError, conntrack_available, have_library, kernel_version)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import KERNEL_FLUSH_MIN, kernel_version
 
 INFO_ARGSPEC = dict(
     entries=dict(type='bool', default=False),
