@@ -972,6 +972,8 @@ class _ProcessReceiver(object):
     decoder returned.
     """
 
+    # the child decodes one datagram in SHARE_EVERY: it also does the kernel's work (inside recv())
+    SHARE_EVERY = 2
     _HDR = struct.Struct('=iiI')  # length (negative: -errno), kind (0 bytes, 1 items, 2 + n: n joined texts), code
     _NO_CODE = 0xffffffff
 
@@ -1010,14 +1012,15 @@ class _ProcessReceiver(object):
         ends = _Receiver.ends
         pack = self._HDR.pack
         write = self._write_all
-        odd = False
+        turn = 0
         while True:
             try:
                 n = sock.recv_into(buf, chunk)
             except OSError as exc:
                 write(wfd, pack(-exc.errno, -1, self._NO_CODE))
                 return
-            if share is not None and odd:
+            turn += 1
+            if share is not None and turn % self.SHARE_EVERY == 0:
                 items = []
                 code = share(buf, n, self.seq, items)
                 if share is batch_json:  # texts: joined here, written out as they are
@@ -1034,7 +1037,6 @@ class _ProcessReceiver(object):
                 write(wfd, view[:n])
                 if ends(buf, n, self.seq):
                     return
-            odd = not odd
 
     @staticmethod
     def _write_all(fd, data):
