@@ -413,32 +413,6 @@ def raw_net_checks(flt):
     return tuple((_NET_INDEX[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
 
 
-def raw_net_matcher(flt):
-    """``match(buf, off, end, family)`` on one dumped message with the checks of ``raw_net_checks``: True or
-    False, or None for a message outside the fixed ports layout (to be decoded in full). None when the
-    filter does not qualify."""
-    checks = raw_net_checks(flt)
-    if checks is None:
-        return None
-    layouts = nl._LAYOUTS  # pylint: disable=protected-access
-    zone_at = nl._ZONE_AT  # pylint: disable=protected-access
-    from_bytes = int.from_bytes
-
-    def match(buf, off, end, family):
-        at = zone_at.get((family, False))
-        if at is None or off + at + 4 > end:
-            return None
-        size, mask, expect, unpack = layouts[family, False, _BE32(buf, off + at)[0] == _HDR_ZONE]
-        if off + size > end or from_bytes(buf[off:off + size], 'big') & mask != expect:
-            return None
-        values = unpack(buf, off)
-        for index, af, net, net_mask in checks:
-            if af != family or from_bytes(values[index], 'big') & net_mask != net:
-                return False
-        return True
-    return match
-
-
 _TUPLE_LEN = dict(((af, icmp), (4 + (20 if af == nl.AF_INET else 44) + (36 if icmp else 28)))
                   for af in (nl.AF_INET, nl.AF_INET6) for icmp in (False, True))
 

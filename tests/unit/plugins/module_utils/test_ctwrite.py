@@ -75,23 +75,46 @@ def test_delete_request_fast_path_equals_the_attribute_walk(zone, monkeypatch):
     assert fast == ctw._delete_of(payload, 0, len(payload), nl.AF_INET)
 
 
-def test_raw_net_matcher_only_for_address_residuals():
-    assert ctw.raw_net_matcher(flt(mark=1)) is None
-    assert ctw.raw_net_matcher(flt(proto='tcp', state=['ESTABLISHED'], src='192.0.2.0/24')) is None
-    assert ctw.raw_net_matcher(flt(proto='sctp', dport=5, src='192.0.2.0/24')) is None
-    match = ctw.raw_net_matcher(flt(src='192.0.2.0/24', proto='tcp', dport=80))
-    entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.77', 'dst': '198.51.100.1', 'sport': 1, 'dport': 80}
-    # what every dump carries after the tuples
-    tail = b''.join(nl.nla_be32(atype, 1)
-                    for atype in (nl.CTA_STATUS, nl.CTA_MARK, nl.CTA_ID, nl.CTA_USE, nl.CTA_TIMEOUT))
-    payload = nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', entry) + nl.encode_tuple(nl.CTA_TUPLE_REPLY, 'ipv4',
-                                                                                  nl.reply_of(entry)) + tail
-    assert match(payload, 0, len(payload), nl.AF_INET) is True
-    entry['src'] = '198.51.100.77'
-    payload = nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', entry) + nl.encode_tuple(nl.CTA_TUPLE_REPLY, 'ipv4',
-                                                                                  nl.reply_of(entry)) + tail
-    assert match(payload, 0, len(payload), nl.AF_INET) is False
-    assert match(payload, 0, len(payload), nl.AF_INET6) is None  # not the layout: decode in full
+def dumped(entry, zone=0, seq=7):
+    """One CT_NEW message as a dump carries it (tuples, zone, status, mark, id, use, timeout)."""
+    payload = nl.encode_tuple(nl.CTA_TUPLE_ORIG, entry['family'], entry) + \
+        nl.encode_tuple(nl.CTA_TUPLE_REPLY, entry['family'], nl.reply_of(entry))
+    if zone:
+        payload += nl.nla_be16(nl.CTA_ZONE, zone)
+    payload += b''.join(nl.nla_be32(atype, value) for atype, value in (
+        (nl.CTA_STATUS, 8), (nl.CTA_MARK, 0), (nl.CTA_ID, 0xabcdef), (nl.CTA_USE, 1), (nl.CTA_TIMEOUT, 5)))
+    body = struct.pack('=BBH', nl.AF_INET if entry['family'] == 'ipv4' else nl.AF_INET6, 0, 0) + payload
+    return struct.pack('=IHHII', 16 + len(body), (1 << 8) | nl.IPCTNL_MSG_CT_NEW, nl.NLM_F_MULTI, seq, 0) + body
+
+
+def test_raw_net_checks_only_for_address_residuals():
+    assert ctw.raw_net_checks(flt(mark=1)) is None
+    assert ctw.raw_net_checks(flt(proto='tcp', state=['ESTABLISHED'], src='192.0.2.0/24')) is None
+    assert ctw.raw_net_checks(flt(proto='sctp', dport=5, src='192.0.2.0/24')) is None
+    assert ctw.raw_net_checks(flt(src='192.0.2.0/24', proto='tcp', dport=80))
+
+
+@pytest.mark.parametrize('zone', [0, 7])
+def test_selection_batch_matches_cidrs_on_the_bytes_and_copies_the_delete(zone):
+    """A CIDR filter: matching entries become the CT_DELETE the attribute walk builds, the others b''."""
+    inside = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.77', 'dst': '198.51.100.1', 'sport': 1, 'dport': 80}
+    outside = dict(inside, src='198.51.100.77')
+    icmp = {'family': 'ipv4', 'protonum': 1, 'src': '192.0.2.78', 'dst': '198.51.100.1', 'icmp_type': 8,
+            'icmp_code': 0, 'icmp_id': 9}
+    datagram = dumped(inside, zone) + dumped(outside, zone) + dumped(icmp, zone)
+    sample = []
+    batch = ctw._selection_batch(flt(src='192.0.2.0/24'), False, sample, 10, True)
+    out = []
+    assert batch(datagram, len(datagram), 7, out) is None
+    first = dumped(inside, zone)
+    third = dumped(icmp, zone)
+    assert out == [ctw._delete_of(first, 20, len(first), nl.AF_INET), b'',
+                   ctw._delete_of(third, 20, len(third), nl.AF_INET)]
+    assert [e['src'] for e in sample] == ['192.0.2.77', '192.0.2.78'] and sample[0]['zone'] == zone
+    counting = ctw._selection_batch(flt(src='192.0.2.0/24'), False, [], 0, False)
+    out = []
+    counting(datagram, len(datagram), 7, out)
+    assert out == [1, 0, 1]
 
 
 @pytest.mark.parametrize('given, words', [
