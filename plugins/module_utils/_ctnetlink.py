@@ -3,12 +3,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """ctnetlink: the conntrack netlink protocol, with a lean codec for bulk work.
 
-Requests are small and encoded here with ``struct``; replies are decoded by a
-streaming decoder that turns each conntrack message into one flat dict, so a
-table of 10^5-10^6 entries can be listed, summarised or filtered without
-holding it. pyroute2 is the library of record for the protocol: the tests check
-this codec against pyroute2's message classes on the same kernel data, and
-pyroute2's import (~0.3 s, ~30 MB) is kept off the hot paths.
+Requests are small and encoded here with ``struct``; replies are streamed, a
+datagram at a time, so a table of 10^5-10^6 entries can be listed, summarised or
+filtered without holding it. ``decode_ct`` turns one conntrack message into one
+flat dict (the general decoder, and the reference); the batch decoders
+(``batch_json``, ``batch_brief``) make the JSON text of a listing, or the few
+values a summary counts, straight from the bytes of the common layouts, and a
+receiver process takes the kernel's side of a dump (and a share of the
+decoding) to the other CPU. pyroute2 is the library of record for the protocol:
+the tests check this codec against pyroute2's message classes on the same kernel
+data, and pyroute2's import (~0.3 s, ~30 MB) is kept off the hot paths.
 
 Entry dicts use the names of the filter options (``src``, ``dst``, ``sport``,
 ``reply_src``, ...), so what a user filters on and what they read back match.
