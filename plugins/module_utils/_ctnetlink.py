@@ -1093,8 +1093,11 @@ class _ProcessReceiver(object):
 
 
 def _receiver(conn, seq, share=None):
-    """A receiver in a child process where fork() works, else in a thread (which shares no decoding)."""
-    if hasattr(os, 'fork'):
+    """A receiver in a child process where fork() works and this process runs no other thread (a fork
+    while another thread may hold a lock is unsafe); else in a thread (which shares no decoding)."""
+    import threading
+
+    if hasattr(os, 'fork') and threading.active_count() == 1:
         try:
             return _ProcessReceiver(conn, seq, share)
         except OSError:

@@ -485,3 +485,24 @@ def test_limited_listing_counts_past_the_limit_without_decoding():
     assert len(first) == len(second) > 2
     assert [json.loads(text) for text in first] == ENTRIES[:len(first)]
     assert second == [0] * len(second) and len(decoded) == len(first)
+
+
+def test_no_fork_while_another_thread_runs(fake_socket):
+    """With another thread alive the dump is received by a thread, not a forked process."""
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with nl.Connection() as conn:
+            receiver = nl._receiver(conn, 1)
+            try:
+                assert isinstance(receiver, nl._Receiver)
+            finally:
+                receiver.stop()
+    finally:
+        stop.set()
+        other.join()
+    with nl.Connection() as conn:
+        assert list(conn.dump(threaded=True)) == ENTRIES
