@@ -89,6 +89,9 @@ notes:
   - Needs CAP_NET_ADMIN (root) to read the table over netlink.
   - Counters (C(packets), C(bytes)) appear when C(net.netfilter.nf_conntrack_acct=1), start timestamps when
     C(net.netfilter.nf_conntrack_timestamp=1).
+  - With O(entries) or O(summary), a dump of the table is received by a short-lived child process (forked, so
+    it runs on another CPU) that also decodes a share of it; where C(fork) is not possible, and for filters
+    that need one dump per family, threads receive the dumps instead. The child ends with the dump.
 seealso:
   - module: netfilter.conntrack.conntrack_flush
   - module: netfilter.conntrack.conntrack_entry
