@@ -697,33 +697,28 @@ _JSON_ICMP_HEAD = ('{"family": "%s", "zone": %d, "src": "%s", "dst": "%s", "icmp
 
 def _json_rest(parts, buf, p, end):
     """Append the JSON of the attributes after the fixed part; False when one needs the general decoder."""
-    while p + 4 <= end:
-        alen, atype = _unpack_nla(buf, p)
-        if alen < 4:
-            break
-        atype &= NLA_TYPE_MASK
+    for atype, q, qend in iter_attrs(buf, p, end):
         if atype == CTA_PROTOINFO:
-            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, p) if alen >= 16 else (0, 0, 0)
+            hdr, shdr, state = _PROTOINFO_TCP_STATE(buf, q - 4) if qend - q >= 12 else (0, 0, 0)
             if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE and state < 10:
                 parts.append(_JSON_TCP_STATE[state])
             else:
                 info = {}
-                _decode_protoinfo(buf, p + 4, p + alen, info)
+                _decode_protoinfo(buf, q, qend, info)
                 if 'state' in info:
                     parts.append(', "state": %s' % json.dumps(info['state']))
         elif atype == CTA_COUNTERS_ORIG:
-            parts.append(', "packets": %d, "bytes": %d' % _decode_counters(buf, p + 4, p + alen))
+            parts.append(', "packets": %d, "bytes": %d' % _decode_counters(buf, q, qend))
         elif atype == CTA_COUNTERS_REPLY:
-            parts.append(', "reply_packets": %d, "reply_bytes": %d' % _decode_counters(buf, p + 4, p + alen))
+            parts.append(', "reply_packets": %d, "reply_bytes": %d' % _decode_counters(buf, q, qend))
         elif atype == CTA_TIMESTAMP:
-            for btype, q, _qend in iter_attrs(buf, p + 4, p + alen):
+            for btype, r, _rend in iter_attrs(buf, q, qend):
                 if btype == CTA_TIMESTAMP_START:
-                    parts.append(', "timestamp_start": %d' % _unpack_be64(buf, q)[0])
+                    parts.append(', "timestamp_start": %d' % _unpack_be64(buf, r)[0])
                 elif btype == CTA_TIMESTAMP_STOP:
-                    parts.append(', "timestamp_stop": %d' % _unpack_be64(buf, q)[0])
+                    parts.append(', "timestamp_stop": %d' % _unpack_be64(buf, r)[0])
         elif atype != CTA_SYNPROXY:
             return False
-        p += (alen + 3) & ~3
     return True
 
 
@@ -771,15 +766,11 @@ def _json_fast(v, family, icmp, zoned, buf, p, end):
 
 def _state_in(buf, p, end):
     """The protocol state (name) in the attributes buf[p:end] (CTA_PROTOINFO), or None."""
-    while p + 4 <= end:
-        alen, atype = _unpack_nla(buf, p)
-        if alen < 4:
-            return None
-        if atype & NLA_TYPE_MASK == CTA_PROTOINFO:
+    for atype, q, qend in iter_attrs(buf, p, end):
+        if atype == CTA_PROTOINFO:
             info = {}
-            _decode_protoinfo(buf, p + 4, p + alen, info)
+            _decode_protoinfo(buf, q, qend, info)
             return info.get('state')
-        p += (alen + 3) & ~3
     return None
 
 
@@ -805,6 +796,7 @@ def plain_batch(decode):
 
 
 batch_json = _batch(_json_fast, decode_ct_json)
+batch_json.texts = True  # its items are JSON texts (a receiver process joins them: see _ProcessReceiver)
 batch_brief = _batch(_brief_fast, decode_ct_brief)
 
 
@@ -866,6 +858,14 @@ def _decode_stats(buf, off, end, names):
 
 
 # --- the socket -------------------------------------------------------------------------------
+
+def receive_error(code):
+    """The ConntrackError for a failed recv() on a conntrack socket (errno ``code``)."""
+    if code == errno.ENOBUFS:
+        return ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
+                              'the table changed too fast to be read completely; try again')
+    return ConntrackError('netlink receive failed: %s' % os.strerror(code))
+
 
 class _Receiver(object):
     """Receives the datagrams of one dump in a second thread, into a small ring of buffers.
@@ -930,10 +930,7 @@ class _Receiver(object):
     def next(self):
         buf, n = self.full.get()
         if isinstance(buf, OSError):
-            if buf.errno == errno.ENOBUFS:
-                raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
-                                     'the table changed too fast to be read completely; try again')
-            raise ConntrackError('netlink receive failed: %s' % buf.strerror)
+            raise receive_error(buf.errno)
         if isinstance(buf, Exception):
             raise buf
         return buf, n
@@ -971,7 +968,8 @@ class _ProcessReceiver(object):
 
     ``share``: a batch decoder without side effects whose items are plain data (str, bytes, int, tuple,
     dict, list, None). The child then decodes every other datagram itself and sends the items (marshal)
-    instead of the bytes (the texts of ``batch_json`` joined into one, a ``Joined``), so both CPUs decode;
+    instead of the bytes (JSON texts, of a batch decoder whose ``texts`` is true, joined into one: a
+    ``Joined``), so both CPUs decode;
     ``next()`` returns (``Decoded`` items or ``Joined``, code) for those, ``code`` being what the batch
     decoder returned.
     """
@@ -1027,7 +1025,7 @@ class _ProcessReceiver(object):
             if share is not None and turn % self.SHARE_EVERY == 0:
                 items = []
                 code = share(buf, n, self.seq, items)
-                if share is batch_json:  # texts: joined here, written out as they are
+                if getattr(share, 'texts', False):  # JSON texts: joined here, written out as they are
                     data = ', '.join(items).encode('utf-8')
                     head = pack(len(data), 2 + len(items), self._NO_CODE if code is None else code)
                 else:
@@ -1064,10 +1062,7 @@ class _ProcessReceiver(object):
         n, kind, code = self._HDR.unpack_from(self.pending, self.pos)
         self.pos += size
         if n < 0:
-            if -n == errno.ENOBUFS:
-                raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
-                                     'the table changed too fast to be read completely; try again')
-            raise ConntrackError('netlink receive failed: %s' % os.strerror(-n))
+            raise receive_error(-n)
         self._fill(n)
         data = bytes(self.pending[self.pos:self.pos + n])
         self.pos += n
@@ -1165,10 +1160,7 @@ class Connection(object):
         try:
             return self.sock.recv_into(self.buf, self.CHUNK)
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                raise ConntrackError('the kernel dropped netlink messages (receive buffer overrun): '
-                                     'the table changed too fast to be read completely; try again')
-            raise ConntrackError('netlink receive failed: %s' % exc.strerror)
+            raise receive_error(exc.errno)
 
     def messages(self, seq, flags=NLM_F_REQUEST | NLM_F_DUMP):
         """Yield (msg_type, family, buffer, payload_offset, end) for every reply to ``seq``.

@@ -35,9 +35,6 @@ _NFGEN = struct.Struct('=BBH')
 _NLA = struct.Struct('=HH')
 _ERR = struct.Struct('=i')
 _DELETE_TYPE = (nl.NFNL_SUBSYS_CTNETLINK << 8) | nl.IPCTNL_MSG_CT_DELETE
-_HDR_ID = int.from_bytes(_NLA.pack(8, nl.CTA_ID), 'big')
-_HDR_ZONE = int.from_bytes(_NLA.pack(6, nl.CTA_ZONE), 'big')
-_BE32 = struct.Struct('>I').unpack_from
 
 
 # --- one entry ------------------------------------------------------------------------------
@@ -219,26 +216,10 @@ def kernel_flush(conn, flt):
         raise nl.NetlinkError(exc.errno, 'flushing the conntrack table')
 
 
-_FAST_LEN = nl._FAST_LEN  # pylint: disable=protected-access
-_FAST_HDR = nl._FAST_HDR  # pylint: disable=protected-access
-_FAST_EXPECT = nl._FAST_EXPECT  # pylint: disable=protected-access
-_DELETE_HDR = struct.Struct('=IHHII').pack
-
-
 def _delete_of(buf, off, end, family):
     """The CT_DELETE request (header included) for one dumped CT_NEW payload: the original tuple, the
-    zone and the id, copied from the dump. None when the message has no original tuple."""
-    size = _FAST_LEN.get(family)
-    if size is not None and off + size + 56 <= end and _FAST_HDR[family](buf, off) == _FAST_EXPECT[family]:
-        # the common layout: ORIG, REPLY, (ZONE), STATUS, MARK, ID at fixed offsets
-        p = off + size
-        zone = b''
-        if _BE32(buf, p)[0] == _HDR_ZONE:
-            zone = bytes(buf[p:p + 8])
-            p += 8
-        if _BE32(buf, p + 16)[0] == _HDR_ID:
-            body = _NFGEN.pack(family, 0, 0) + bytes(buf[off:off + size // 2]) + zone + bytes(buf[p + 16:p + 24])
-            return _DELETE_HDR(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
+    zone and the id, copied from the dump (attribute by attribute: the selection batch copies those of the
+    fixed layouts at fixed offsets). None when the message has no original tuple."""
     tuple_orig = zone = ct_id = None
     p = off
     while p + 4 <= end:
@@ -430,21 +411,25 @@ def _selection_batch(flt, exact, sample, sample_size, delete):
     decode = nl.decode_ct
 
     def fast(v, family, icmp, zoned, buf, p, end):
+        start = p - layouts[family, icmp, zoned][0]
+        entry = None
         if pred is not None:
             if checks is None or icmp:
-                return None  # the Python predicate on the decoded entry
-            for index, af, net, mask in checks:
-                if af != family or from_bytes(v[index], 'big') & mask != net:
+                entry = decode(buf, start, end, family)  # the Python predicate on the decoded entry
+                if not pred(entry):
                     return miss
-        start = p - layouts[family, icmp, zoned][0]
+            else:
+                for index, af, net, mask in checks:
+                    if af != family or from_bytes(v[index], 'big') & mask != net:
+                        return miss
         if len(sample) < sample_size:
-            sample.append(decode(buf, start, end, family))
+            sample.append(entry or decode(buf, start, end, family))
         if not delete:
             return 1
         size = _TUPLE_LEN[family, icmp]
         tail = start + 2 * size + (8 if zoned else 0)
         body = nfgen[family] + buf[start:start + size] + (buf[tail - 8:tail] if zoned else b'') + buf[tail + 16:tail + 24]
-        return _DELETE_HDR(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
+        return _HDR.pack(16 + len(body), _DELETE_TYPE, nl.NLM_F_REQUEST, 0, 0) + body
 
     def fallback(buf, start, end, family):
         entry = None

@@ -185,7 +185,7 @@ def choose_backend(requested):
                       'status flags, labels and kernel-side filtering need netlink')
 
 
-def _parallel_dumps(requests, pred, batch):
+def _parallel_dumps(requests, batch):
     """Run several kernel-filtered dumps at once, one socket and thread each; yield lists of entries.
 
     A tuple filter without a family needs one dump per family, and each dump walks the whole
@@ -211,9 +211,7 @@ def _parallel_dumps(requests, pred, batch):
         try:
             with nl.Connection() as conn:
                 for items in conn.dump_batches(family, attrs, batch=batch):
-                    if pred is not None:
-                        items = [item for item in items if pred(item)]
-                    if items and not put(items):
+                    if not put(items):
                         return
         except ConntrackError as exc:
             put(exc)
@@ -264,6 +262,16 @@ def _limited(batch, limit):
     return run
 
 
+def _filtered(batch, pred, convert):
+    """``batch`` (of entry dicts) keeping the entries ``pred`` accepts, converted by ``convert``."""
+    def run(buf, n, seq, out):
+        items = []
+        code = batch(buf, n, seq, items)
+        out.extend(item if convert is None else convert(item) for item in items if pred(item))
+        return code
+    return run
+
+
 def stream_batches(backend, flt, kind='dict', limit=0):
     """Yield lists of the entries matching ``flt``, from the chosen backend: entry dicts (``kind='dict'``),
     their JSON texts (``'json'``) or the brief records a summary counts (``'brief'``). With ``limit``, entries
@@ -276,29 +284,18 @@ def stream_batches(backend, flt, kind='dict', limit=0):
     batch, convert = _KINDS[kind]
     exact = backend == 'netlink' and flt.kernel_exact and kernel_version() >= KERNEL_FLUSH_MIN
     pred = None if exact or flt.empty else flt.match
-    if limit and pred is None:
-        batch = _limited(batch, limit)  # entries past the limit are counted, not decoded
     if backend == 'netlink':
+        if pred is not None:
+            batch = _filtered(_KINDS['dict'][0], pred, convert)
+        elif limit:
+            batch = _limited(batch, limit)  # entries past the limit are counted, not decoded
         requests = flt.kernel_requests()
-        if pred is None:
-            if len(requests) > 1:
-                yield from _parallel_dumps(requests, None, batch)
-                return
-            with nl.Connection() as conn:
-                for family, attrs in requests:
-                    yield from conn.dump_batches(family, attrs, batch=batch, threaded=True, share=True)
-            return
-        decode = _KINDS['dict'][0]
         if len(requests) > 1:
-            for items in _parallel_dumps(requests, pred, decode):
-                yield [item if convert is None else convert(item) for item in items]
+            yield from _parallel_dumps(requests, batch)
             return
         with nl.Connection() as conn:
             for family, attrs in requests:
-                for items in conn.dump_batches(family, attrs, batch=decode, threaded=True, share=True):
-                    matching = [item for item in items if pred(item)]
-                    if matching:
-                        yield matching if convert is None else [convert(item) for item in matching]
+                yield from conn.dump_batches(family, attrs, batch=batch, threaded=True, share=True)
         return
     source = procfs.entries()
     if source is None:
