@@ -26,6 +26,7 @@ import struct
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     KERNEL_FLUSH_MIN, ConntrackError, kernel_version)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
 
 SAMPLE_DEFAULT = 10
 BATCH_BYTES = 1 << 17
@@ -182,13 +183,12 @@ def kernel_flushable(flt, release=None):
     """True when one kernel-side flush deletes exactly the entries ``flt.match`` accepts.
 
     Only family, mark/mask, status/mask and zone qualify (ctnetlink refuses CTA_FILTER tuple filters in a
-    flush), and only on a kernel that honours all of them.
+    flush), on a kernel whose dumps select them exactly (``kernel_selects_exactly``, the same decision as
+    listings) and whose flush honours them (Linux 6.8).
     """
-    if kernel_version(release) < KERNEL_FLUSH_MIN:
+    if kernel_version(release) < KERNEL_FLUSH_MIN or flt.uses_tuple_filter():
         return False
-    if flt.protonum is not None or flt.nets or flt.ports or flt.icmp or flt.states is not None:
-        return False
-    return True
+    return kernel_selects_exactly(flt, release)
 
 
 def flush_request_attrs(flt):
@@ -376,20 +376,17 @@ def _counting_batch(sample, sample_size):
 _NET_INDEX = {'src': 0, 'dst': 1, 'reply_src': 5, 'reply_dst': 6}
 
 
-def raw_net_checks(flt):
+def raw_net_checks(flt, release=None):
     """For filters whose only conditions the kernel cannot check are addresses (CIDRs, IPv6 addresses,
     reply addresses): ``((value index, af, network int, mask int), ...)`` to compare with the address bytes
     of an entry of the fixed ports layout (``_ctnetlink._LAYOUTS``); None for any other filter.
 
     Every other condition of such a filter (family, proto, TCP/UDP ports of the original direction, mark,
     zone, status) is selected exactly by the kernel-side dump, so comparing the address bytes of the two
-    tuples is all that is left: no entry dict is built for entries that do not match.
+    tuples is all that is left: no entry dict is built for entries that do not match. Whether the rest is
+    exact on this kernel is ``kernel_selects_exactly``'s decision.
     """
-    if not flt.nets or flt.states is not None or flt.icmp:
-        return None
-    if any(option.startswith('reply_') for option in flt.ports):
-        return None
-    if flt.ports and flt.protonum not in (6, 17):
+    if not flt.nets or flt.icmp or not kernel_selects_exactly(flt, release, ignore_nets=True):
         return None
     return tuple((_NET_INDEX[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
 
@@ -456,7 +453,7 @@ def select(flt, delete=False, sample_size=SAMPLE_DEFAULT, limit=None, exact=None
     """
     requests = flt.kernel_requests()
     if exact is None:
-        exact = flt.kernel_exact
+        exact = kernel_selects_exactly(flt)
     sample = []
     matched = 0
     if (exact or flt.empty) and not delete:

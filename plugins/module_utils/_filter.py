@@ -9,9 +9,13 @@ User input is validated once (``Filter.from_params``) and split into
   itself (family, mark/mask, status/mask, zone, exact orig/reply tuple fields), and
 * a Python predicate (``Filter.match``) that checks every condition on each entry.
 
-The predicate always checks everything, so the kernel-side part is purely an optimisation
-for listing; the write path uses ``Filter.kernel_exact`` to know when a kernel-side flush
-by filter deletes exactly the matching set.
+The predicate checks every condition, so the kernel-side part is an optimisation. Where the
+kernel selects exactly the matching entries, callers skip the predicate: that decision is made in
+one place, ``kernel_selects_exactly(flt, release)``, from the filter and the kernel release (older
+kernels ignore some of the attributes and would return, or flush, more than asked).
+
+Exclusions (``Filter.exclude``) remove entries from the selection; the kernel cannot express them,
+so a filter with exclusions is always checked in Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,8 +25,10 @@ __metaclass__ = type
 import ipaddress
 import socket
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, kernel_version
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
+    parse_int, parse_network)
 
 FAMILIES = {'ipv4': nl.AF_INET, 'ipv6': nl.AF_INET6}
 PROTO_NUMBERS = dict((name, num) for num, name in nl.PROTO_NAMES.items())
@@ -59,22 +65,7 @@ ICMP_OPTIONS = ('icmp_type', 'icmp_code', 'icmp_id')
 
 def parse_u32(value, option):
     """An integer 0..2^32-1 given as a number or a decimal/hex string (marks, masks)."""
-    if isinstance(value, bool):
-        raise ConntrackError('%s must be an integer 0-4294967295 (decimal or 0x-hex), got %r' % (option, value),
-                             option=option)
-    if isinstance(value, int):
-        number = value
-    else:
-        text = str(value).strip()
-        try:
-            number = int(text, 0)
-        except ValueError:
-            raise ConntrackError('%s %r is not a number: give an integer 0-4294967295, decimal or 0x-hex'
-                                 % (option, value), option=option)
-    if not 0 <= number <= 0xffffffff:
-        raise ConntrackError('%s %s is out of range: marks and masks are 0-4294967295 (0x0-0xffffffff)'
-                             % (option, value), option=option)
-    return number
+    return parse_int(value, option, 0, 0xffffffff, 'marks and masks (0x0-0xffffffff)', hex_ok=True)
 
 
 def parse_proto(value, option='proto'):
@@ -82,24 +73,12 @@ def parse_proto(value, option='proto'):
     if value is None:
         return None
     text = str(value).strip().lower()
-    if text.isdigit():
-        number = int(text)
-        if number > 255:
-            raise ConntrackError('%s %s is out of range: protocol numbers are 0-255' % (option, value), option=option)
-        return number
     if text not in PROTO_NUMBERS:
+        if text[:1].isdigit() or text[:1] in '+-':
+            return parse_int(text, option, 0, 255, 'protocol numbers')
         raise ConntrackError('%s %r is not a known protocol: use one of %s, or a number 0-255'
                              % (option, value, ', '.join(sorted(nl.PROTO_NAMES.values()))), option=option)
     return PROTO_NUMBERS[text]
-
-
-def parse_network(value, option):
-    """An address or CIDR (``192.0.2.0/24``, ``192.0.2.0/255.255.255.0``, ``2001:db8::/32``)."""
-    try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
-        raise ConntrackError('%s %r is not a valid IPv4/IPv6 address or CIDR (e.g. 192.0.2.7, 198.51.100.0/24, '
-                             '2001:db8::/32)' % (option, value), option=option)
 
 
 def check_range(value, low, high, option, what):
@@ -149,6 +128,7 @@ class Filter(object):
         self.status_value = 0
         self.status_mask = 0
         self.given = {}
+        self.exclusions = []  # filters whose matches are taken out of this one's
 
     # --- validation -------------------------------------------------------------------------
     @classmethod
@@ -238,9 +218,28 @@ class Filter(object):
                 raise ConntrackError('status UNREPLIED and SEEN_REPLY exclude each other', option='status')
         return self
 
+    @classmethod
+    def port_guard(cls, family, protonum, port_ranges):
+        """A filter (for ``exclude``) of one protocol's entries whose original destination port is in any
+        of ``port_ranges`` ([(low, high)]; empty: every port), in ``family`` (None: both)."""
+        self = cls()
+        self.family = family
+        self.protonum = protonum
+        if port_ranges:
+            self.port_ranges = tuple(port_ranges)
+        self.given = {'family': family, 'proto': nl.PROTO_NAMES.get(protonum, protonum), 'dport': list(port_ranges)}
+        return self
+
+    port_ranges = None
+
+    def exclude(self, other):
+        """Take the entries ``other`` matches out of this filter's selection (checked in Python)."""
+        self.exclusions.append(other)
+
     @property
     def empty(self):
-        return not self.given
+        """True when the filter selects every entry."""
+        return not self.given and not self.exclusions
 
     def describe(self):
         return ', '.join('%s=%s' % (k, v) for k, v in sorted(self.given.items())) or 'no filter'
@@ -271,11 +270,14 @@ class Filter(object):
             value = nl.status_value(entry.get('status', ()))
             if value & self.status_mask != self.status_value:
                 return False
+        if self.port_ranges is not None:
+            port = entry.get('dport')
+            if port is None or not any(low <= port <= high for low, high in self.port_ranges):
+                return False
+        for other in self.exclusions:
+            if other.match(entry):
+                return False
         return True
-
-    def predicate(self):
-        """``match``, or None when the filter is empty (so callers can skip the call)."""
-        return None if self.empty else self.match
 
     # --- kernel-side requests ---------------------------------------------------------------
     def _tuple_part(self, prefix, family):
@@ -354,18 +356,53 @@ class Filter(object):
             requests.append((FAMILIES[family], attrs))
         return requests
 
-    @property
-    def kernel_exact(self):
-        """True when the kernel-side requests select exactly the matching entries (nothing left for Python)."""
-        if self.states is not None:
+    def kernel_exact_shape(self, ignore_nets=False):
+        """True when the kernel-side requests express every condition of the filter (on a kernel that honours
+        all of them: see ``kernel_selects_exactly``); with ``ignore_nets``, every condition but the addresses."""
+        if self.states is not None or self.exclusions or self.port_ranges is not None:
             return False
-        if any(k.startswith('reply_') for k in self.given):
+        if any(k.startswith('reply_') for k in self.given if not (ignore_nets and k in ADDRESS_OPTIONS)):
             return False
-        if any(not net.host or net.family != 'ipv4' for net in self.nets.values()):
+        if not ignore_nets and any(not net.host or net.family != 'ipv4' for net in self.nets.values()):
             return False  # CIDRs, and IPv6 addresses (the kernel's IPv6 tuple filter is inverted)
         if self.ports and self.protonum not in KERNEL_PORT_PROTOS:
             return False
         return True
+
+    def uses_tuple_filter(self):
+        """True when the kernel requests carry CTA_FILTER (a protocol, addresses, ports or ICMP fields)."""
+        return self.protonum is not None or bool(self.nets or self.ports or self.icmp)
+
+
+# The first kernel release whose dump honours each kind of filter attribute. An older kernel ignores the
+# attribute and returns more than asked (every zone, every status), so the Python predicate must check.
+KERNEL_DUMP_FILTER_SINCE = (
+    ('tuple', (5, 8)),    # CTA_FILTER: protocol, addresses, ports, ICMP fields of the orig/reply tuple
+    ('status', (5, 19)),  # CTA_STATUS + CTA_STATUS_MASK
+    ('zone', (6, 8)),     # CTA_ZONE ("ctnetlink: support filtering by zone")
+)
+
+
+def kernel_selects_exactly(flt, release=None, ignore_nets=False):
+    """True when the kernel's answer to ``flt.kernel_requests()`` is exactly the set ``flt.match`` accepts on
+    the kernel ``release`` (default: the running one), so no entry needs the Python predicate. With
+    ``ignore_nets``: exact but for the address conditions (which the caller then checks on the raw bytes).
+
+    The one decision for listings (conntrack_info), selections and deletes (conntrack_flush).
+    """
+    if flt.empty:
+        return True
+    if not flt.kernel_exact_shape(ignore_nets):
+        return False
+    version = kernel_version(release)
+    since = dict(KERNEL_DUMP_FILTER_SINCE)
+    if flt.uses_tuple_filter() and version < since['tuple']:
+        return False
+    if flt.status_mask and version < since['status']:
+        return False
+    if flt.zone is not None and version < since['zone']:
+        return False
+    return True
 
 
 def _u32(value):

@@ -17,8 +17,8 @@ import json
 import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
-    KERNEL_FLUSH_MIN, ConntrackError, MissingLibraryError, conntrack_available, have_library, kernel_version)
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
+    ConntrackError, MissingLibraryError, conntrack_available, have_library)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter, kernel_selects_exactly
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 
@@ -282,7 +282,7 @@ def stream_batches(backend, flt, kind='dict', limit=0):
     directly, and a second process receives the dump while this one decodes.
     """
     batch, convert = _KINDS[kind]
-    exact = backend == 'netlink' and flt.kernel_exact and kernel_version() >= KERNEL_FLUSH_MIN
+    exact = backend == 'netlink' and kernel_selects_exactly(flt)
     pred = None if exact or flt.empty else flt.match
     if backend == 'netlink':
         if pred is not None:

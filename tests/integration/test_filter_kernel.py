@@ -1,7 +1,7 @@
 """Kernel-side filters against the Python predicate, on a random 2,000-entry table in ``ctin-kf``.
 
 For each filter the union of the dumps ``Filter.kernel_requests()`` asks for must contain every entry
-the Python predicate accepts over a full dump, and equal that set when ``Filter.kernel_exact`` says the
+the Python predicate accepts over a full dump, and equal that set when ``kernel_selects_exactly`` says the
 kernel selects exactly (the promise the write path relies on for flushes).
 
 The last tests record what this kernel (Linux 6.18) does with raw CTA_FILTER requests, the traps the
@@ -69,6 +69,7 @@ COMPARE = """
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
 import tables
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
 assert tables.fill(%d, %d) == 0
 def key(e):
     return [e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('sport'), e.get('dport'),
@@ -88,7 +89,7 @@ for name, params in DATA.items():
     for family, attrs in flt.kernel_requests():
         with nl.Connection() as conn:
             kernel += [key(e) for e in conn.dump(family, attrs)]
-    out['filters'][name] = {'params': params, 'exact': flt.kernel_exact, 'kernel': kernel,
+    out['filters'][name] = {'params': params, 'exact': kernel_selects_exactly(flt), 'kernel': kernel,
                             'python': [key(e) for e in full if flt.match(e)],
                             'requests': len(flt.kernel_requests())}
 emit(out)
@@ -129,6 +130,7 @@ RAW = """
 import errno
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 import tables
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
 assert tables.fill(%d, %d) == 0
 with nl.Connection() as conn:
     full = list(conn.dump())

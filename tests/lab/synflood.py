@@ -601,3 +601,137 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+
+
+# ---------------------------------------------------------------------------------------------
+# Long-lived sessions with bounded reads, and a second service on the server (for tests that compare
+# a protected port with an unprotected one). Added after the rest; nothing above uses them.
+
+LINE_SESSION = r'''
+import socket, sys, time
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+try:
+    sock = socket.create_connection((host, port), timeout=timeout)
+except OSError as exc:
+    print("0 <connect %s>" % exc.__class__.__name__, flush=True)
+    sys.exit(0)
+buf = b""
+def readline(deadline):
+    global buf
+    while b"\n" not in buf:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    line, buf = buf.split(b"\n", 1)
+    return line.decode(errors="replace").strip()
+def answer(want=None):
+    # the line that echoes ``want`` (late answers to earlier, timed-out lines are skipped), within ``timeout``
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            line = readline(deadline)
+            if want is None or line == want:
+                return line
+    except socket.timeout:
+        return "<timeout>"
+    except EOFError:
+        return "<closed>"
+    except OSError as exc:
+        return "<error %s>" % exc.__class__.__name__
+print("%d %s" % (sock.getsockname()[1], answer()), flush=True)
+for line in sys.stdin:
+    try:
+        sock.sendall(line.encode())
+    except OSError as exc:
+        print("<error %s>" % exc.__class__.__name__, flush=True)
+        continue
+    print(answer(line.strip()), flush=True)
+'''
+
+
+class LineSession(object):
+    """One TCP connection client -> server:port, held by a helper process in the client namespace.
+
+    Every read is bounded: the helper waits at most ``timeout`` s for an answer (then answers
+    ``<timeout>``; a late answer to a timed-out line is skipped by the next one, so send distinct lines),
+    and this side waits at most ``timeout + 5`` s for the helper.
+    ``sport``: the client's source port (how the connection's entry is found in the server's table).
+    """
+
+    def __init__(self, lab, port, timeout=3.0, host=SERVER_IP):
+        import queue
+        self.port = port
+        self.timeout = timeout
+        self.lines = queue.Queue()
+        self.proc = lab.spawn(lab.client, [PYTHON, '-u', '-c', LINE_SESSION, host, str(port), str(timeout)],
+                              stdin=subprocess.PIPE)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        first = self._next(timeout + 5)
+        parts = first.split(' ', 1)
+        if len(parts) != 2 or not parts[0].isdigit() or not parts[1].startswith('hello'):
+            self.close()
+            raise LabError('no session to %s:%d (%r)' % (host, port, first))
+        self.sport = int(parts[0])
+        self.banner = parts[1]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip('\n'))
+        self.lines.put(None)
+
+    def _next(self, wait):
+        import queue
+        try:
+            line = self.lines.get(timeout=wait)
+        except queue.Empty:
+            return '<no answer from the helper>'
+        return '<helper gone>' if line is None else line
+
+    def echo(self, text):
+        """Send one line; return what came back (the line, or ``<timeout>``, ``<closed>``, ``<error ...>``)."""
+        try:
+            self.proc.stdin.write(text + '\n')
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            return '<helper gone>'
+        return self._next(self.timeout + 5)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def start_extra_service(lab, port, wait=10.0):
+    """A second banner + echo service on the server (same program as the lab's), stopped with the lab."""
+    import select
+    proc = lab.spawn(lab.server, [PYTHON, '-u', '-c', SERVICE, str(port)])
+    ready, _w, _x = select.select([proc.stdout], [], [], wait)
+    line = proc.stdout.readline() if ready else ''
+    if 'listening' not in line:
+        raise LabError('the extra service on port %d did not start' % port)
+    return proc
+
+
+def accept_port_any_state(lab, port):
+    """Let the lab firewall (``inet lab``) accept TCP to ``port`` in any conntrack state.
+
+    Inserted right before the table's ``ct state invalid drop``, like a host's ``tcp dport 22 accept``:
+    packets of a connection whose entry is gone (INVALID under tcp_loose=0) still get in, so only the
+    rules of the collection can decide their fate.
+    """
+    listing = lab.exec_(lab.server, ['nft', '-a', 'list', 'chain', 'inet', 'lab', 'input'], timeout=20).stdout
+    match = re.search(r'^\s*ct state invalid drop # handle (\d+)$', listing, re.M)
+    if not match:
+        raise LabError('no "ct state invalid drop" in the lab firewall:\n' + listing)
+    lab.exec_(lab.server, ['nft', 'insert', 'rule', 'inet', 'lab', 'input', 'position', match.group(1),
+                           'tcp', 'dport', str(port), 'accept', 'comment', '"lab: any state"'], timeout=20)

@@ -78,6 +78,18 @@ def test_raw_net_checks_only_for_address_residuals():
     assert ctw.raw_net_checks(flt(src='192.0.2.0/24', proto='tcp', dport=80))
 
 
+@pytest.mark.parametrize('release,raw', [('5.15.0', False), ('6.6.30', False), ('6.8.0', True), ('6.18.0', True)])
+def test_raw_net_checks_need_a_kernel_that_filters_the_rest(release, raw):
+    """Before 6.8 the dump ignores CTA_ZONE: a CIDR + zone filter must check the zone in Python too."""
+    assert (ctw.raw_net_checks(flt(src='192.0.2.0/24', zone=5), release) is not None) is raw
+
+
+def test_raw_net_checks_not_with_exclusions():
+    guarded = flt(src='192.0.2.0/24')
+    guarded.exclude(Filter.port_guard(None, 6, [(443, 443)]))
+    assert ctw.raw_net_checks(guarded) is None
+
+
 @pytest.mark.parametrize('zone', [0, 7])
 def test_selection_batch_matches_cidrs_on_the_bytes_and_copies_the_delete(zone):
     """A CIDR filter: matching entries become the CT_DELETE the attribute walk builds, the others b''."""

@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter, parse_u32, parse_proto
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import (
+    Filter, kernel_selects_exactly, parse_proto, parse_u32)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 
 AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
@@ -142,7 +143,10 @@ def test_port_protos(proto):
 @pytest.mark.parametrize('value,words', [
     ('foo', ["proto 'foo' is not a known protocol", 'tcp', 'udp', 'icmpv6', 'or a number 0-255']),
     ('256', ['proto 256 is out of range: protocol numbers are 0-255']),
-    ('-1', ["proto '-1' is not a known protocol"]),
+    ('-1', ['proto -1 is out of range: protocol numbers are 0-255']),
+    ('\u00b2', ["proto '\u00b2' is not a whole number 0-255"]),
+    ('\u2460', ["proto '\u2460' is not a whole number 0-255"]),
+    ('\u0663', ["proto '\u0663' is not a whole number 0-255"]),
     ('tcpp', ['not a known protocol']),
 ])
 def test_unknown_proto(value, words):
@@ -256,9 +260,10 @@ def test_parse_u32(value, number):
 
 
 @pytest.mark.parametrize('value,words', [
-    (True, 'mark must be an integer 0-4294967295'), ('abc', "mark 'abc' is not a number"),
+    (True, 'mark True is not a whole number 0-4294967295'), ('abc', "mark 'abc' is not a whole number"),
     (-1, 'mark -1 is out of range'), (2 ** 32, 'mark 4294967296 is out of range'),
-    ('0x1ffffffff', 'out of range'), ('1.5', 'is not a number'),
+    ('0x1ffffffff', 'out of range'), ('1.5', 'is not a whole number'), ('\u0663', 'is not a whole number'),
+    (float('inf'), 'is not a whole number'), (1.5, 'is not a whole number'),
 ])
 def test_bad_mark(value, words):
     exc = error(mark=value)
@@ -269,7 +274,7 @@ def test_bad_mark(value, words):
 def test_bad_mark_mask():
     exc = error(mark=1, mark_mask='ff')
     assert exc.option == 'mark_mask'
-    assert 'is not a number' in exc.msg
+    assert 'is not a whole number' in exc.msg
 
 
 def test_mark_mask_needs_mark():
@@ -342,7 +347,7 @@ ENTRY6 = {'family': 'ipv6', 'proto': 'icmpv6', 'protonum': 58, 'src': '2001:db8:
 def test_match(params, m4, m6):
     flt = Filter.from_params(params)
     assert (flt.match(ENTRY4), flt.match(ENTRY6)) == (m4, m6)
-    assert (flt.predicate() is None) == (not params)
+    assert flt.empty == (not params)
 
 
 # --- kernel requests --------------------------------------------------------------------------------------
@@ -399,7 +404,7 @@ def test_ipv6_addresses_are_filtered_in_python_only():
     assert got == [{'family': AF_INET6, 'orig': {'protonum': 6, 'sport': 1, 'dport': 2},
                     'orig_flags': PROTO_NUM | SRC_PORT | DST_PORT, 'reply_flags': 0}]
     assert requests(src='2001:db8::1') == [{'family': AF_INET6}]
-    assert Filter.from_params({'src': '2001:db8::1'}).kernel_exact is False
+    assert kernel_selects_exactly(Filter.from_params({'src': '2001:db8::1'}), '6.18.0') is False
     assert Filter.from_params({'src': '2001:db8::1'}).match({'family': 'ipv6', 'src': '2001:db8::1'})
 
 
@@ -453,7 +458,7 @@ def test_icmp_fields(proto, family, flags, names):
     ({'proto': 'sctp', 'dport': 1}, False),
 ])
 def test_kernel_exact(params, exact):
-    assert Filter.from_params(params).kernel_exact is exact
+    assert kernel_selects_exactly(Filter.from_params(params), '6.18.0') is exact
 
 
 def test_describe_and_given():
@@ -468,3 +473,67 @@ def test_status_bits_are_the_kernels():
     assert nl.STATUS_VALUES['SEEN_REPLY'] == 2 and nl.STATUS_VALUES['ASSURED'] == 4
     assert nl.STATUS_VALUES['CONFIRMED'] == 8 and nl.STATUS_VALUES['DST_NAT'] == 32
     assert nl.STATUS_VALUES['OFFLOAD'] == 1 << 14
+
+
+# --- one decision for "the kernel filters this exactly", by kernel release -------------------------
+
+RELEASES = ('5.4.0-150-generic', '5.15.0-91-generic', '6.1.0-18-amd64', '6.6.30', '6.8.0-31-generic', '6.18.0')
+# filter -> the releases (by index in RELEASES) on which the kernel selects it exactly
+EXACT_FROM = [
+    ({}, 0),                                               # no filter: everything, on any kernel
+    ({'family': 'ipv4'}, 0),                               # the nfgen family of the dump
+    ({'mark': 1}, 0),                                      # CTA_MARK/CTA_MARK_MASK in dumps: old
+    ({'proto': 'tcp', 'dport': 80}, 1),                    # CTA_FILTER: 5.8
+    ({'src': '192.0.2.1'}, 1),
+    ({'status': ['ASSURED']}, 2),                          # CTA_STATUS filter: 5.19
+    ({'zone': 5}, 4),                                      # CTA_ZONE in dumps: 6.8
+    ({'zone': 5, 'proto': 'tcp', 'dport': 80}, 4),         # the issue's case: never exact before 6.8
+    ({'mark': 1, 'zone': 5, 'status': ['ASSURED']}, 4),
+    ({'proto': 'tcp', 'state': ['ESTABLISHED']}, None),    # states: Python only
+    ({'src': '192.0.2.0/24'}, None),                       # CIDRs: Python only
+    ({'src': '2001:db8::1'}, None),                        # the kernel's IPv6 tuple compare is inverted
+    ({'proto': 'sctp', 'dport': 80}, None),                # ports in the kernel: TCP/UDP only
+    ({'reply_src': '192.0.2.1'}, None),
+]
+
+
+@pytest.mark.parametrize('params,first', EXACT_FROM, ids=[str(p) for p, _f in EXACT_FROM])
+@pytest.mark.parametrize('index', range(len(RELEASES)), ids=RELEASES)
+def test_kernel_selects_exactly_by_release(params, first, index):
+    flt = Filter.from_params(params)
+    expected = first is not None and index >= first
+    assert kernel_selects_exactly(flt, RELEASES[index]) is expected
+
+
+@pytest.mark.parametrize('index', range(len(RELEASES)), ids=RELEASES)
+def test_exclusions_are_never_exact(index):
+    flt = Filter.from_params({'mark': 1})
+    flt.exclude(Filter.port_guard('ipv4', 6, [(443, 443)]))
+    assert not flt.empty
+    assert kernel_selects_exactly(flt, RELEASES[index]) is False
+
+
+def test_kernel_flushable_uses_the_same_decision():
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import kernel_flushable
+    zone = Filter.from_params({'zone': 5})
+    assert [kernel_flushable(zone, r) for r in RELEASES] == [False, False, False, False, True, True]
+    tuple_filter = Filter.from_params({'proto': 'tcp', 'dport': 80})
+    assert not any(kernel_flushable(tuple_filter, r) for r in RELEASES)  # no CTA_FILTER in a flush
+    guarded = Filter.from_params({'mark': 1})
+    guarded.exclude(Filter.port_guard(None, 6, [(443, 443)]))
+    assert not any(kernel_flushable(guarded, r) for r in RELEASES)
+
+
+def test_port_guard_matches_tcp_to_the_ports_only():
+    guard = Filter.port_guard('ipv4', 6, [(443, 443), (8000, 8080)])
+    base = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 40000}
+    assert guard.match(dict(base, dport=443))
+    assert guard.match(dict(base, dport=8080))
+    assert not guard.match(dict(base, dport=22))
+    assert not guard.match(dict(base, dport=443, protonum=17))
+    assert not guard.match(dict(base, dport=443, family='ipv6'))
+    flt = Filter.from_params({})
+    flt.exclude(guard)
+    assert flt.match(dict(base, dport=22)) and not flt.match(dict(base, dport=443))
+    every_port = Filter.port_guard(None, 6, [])
+    assert every_port.match(dict(base, dport=1, family='ipv6'))
