@@ -98,19 +98,6 @@ def kernel_version(release=None):
 NAMESPACE_ARGSPEC = dict(namespace=dict(type='str'))
 
 
-def run_in_namespace_or_fail(module):
-    """Enter ``module.params['namespace']`` if set; fail the module with a clear msg if impossible.
-
-    Call before anything that reads or writes kernel state.
-    """
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace
-
-    try:
-        return enter_namespace(module.params.get('namespace'))
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg)
-
-
 def exit_with_bulk(module, result, bulk_keys=('entries',)):
     """``module.exit_json(**result)``, fast for results holding very large lists.
 

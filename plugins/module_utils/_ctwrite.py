@@ -24,9 +24,9 @@ import socket
 import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
-    KERNEL_FLUSH_MIN, ConntrackError, kernel_version)
+    KERNEL_FLUSH_MIN, ConntrackError, kernel_version, read_int)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter, kernel_selects_exactly
 
 SAMPLE_DEFAULT = 10
 BATCH_BYTES = 1 << 17
@@ -499,14 +499,13 @@ FLUSH_ARGSPEC = dict(
     sample_size=dict(type='int', default=SAMPLE_DEFAULT),
     helper=dict(type='str'),
     method=dict(type='str', default='auto', choices=['auto', 'batched_delete']),
+    break_synproxy_connections=dict(type='bool', default=False),
 )
 EXPECT_FILTERS = ('family', 'proto', 'src', 'dst', 'sport', 'dport', 'zone')
 
 
 def validate_flush(params):
     """Check every option before the kernel is touched; return the Filter."""
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
-
     flt = Filter.from_params(params)
     if params.get('max_delete') is not None and params['max_delete'] < 0:
         raise ConntrackError('max_delete %s is negative: give the largest number of entries this task may delete'
@@ -537,7 +536,6 @@ def validate_flush(params):
 
 
 def _count_all():
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int
     value = read_int('/proc/sys/net/netfilter/nf_conntrack_count')
     if value is None:
         with nl.Connection() as conn:
@@ -556,6 +554,29 @@ def _first_entries(count):
     return out
 
 
+def synproxy_guards(breaking=False):
+    """Filters of the traffic the owned nft table puts behind SYNPROXY (empty when there is none).
+
+    Fails closed: when the table cannot be read (other than for want of nft or of nf_tables, where no table
+    of ours can exist), the flush is refused unless the task breaks protected connections anyway."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _nft
+
+    try:
+        _nft.nft_binary()
+    except ConntrackError:
+        return []  # no nft on the host: the collection cannot have written a table
+    try:
+        text = _nft.read_table()
+    except ConntrackError as exc:
+        if 'no nf_tables support' in exc.msg or breaking:
+            return []
+        raise ConntrackError('cannot tell which entries SYNPROXY protects (%s): nothing was deleted. Fix the '
+                             'cause, or set break_synproxy_connections: true to flush without that check'
+                             % exc.msg, option='break_synproxy_connections')
+    return [(Filter.port_guard(family, 6, ports), _nft.describe_protected(family, ports))
+            for family, ports in _nft.protected_traffic(text)]
+
+
 def flush_conntrack(params, check_mode=False, release=None):
     """conntrack_flush on the conntrack table. Returns the result dict (without ``changed``)."""
     flt = validate_flush(params)
@@ -563,9 +584,20 @@ def flush_conntrack(params, check_mode=False, release=None):
     if sample_size is None:
         sample_size = SAMPLE_DEFAULT
     max_delete = params.get('max_delete')
+    result = {'table': 'conntrack', 'filter': flt.given, 'warnings': []}
+    guards = synproxy_guards(breaking=params.get('break_synproxy_connections'))
+    if guards:
+        result['protected'] = [text for _guard, text in guards]
+        if params.get('break_synproxy_connections'):
+            result['warnings'].append(
+                'break_synproxy_connections: entries of SYNPROXY-protected traffic (%s) are deleted with the others: '
+                'SYNPROXY cannot re-create them mid-stream, so those connections break'
+                % '; '.join(result['protected']))
+        else:
+            for guard, _text in guards:
+                flt.exclude(guard)
     kernel = params.get('method', 'auto') == 'auto' and kernel_flushable(flt, release)
-    method = 'kernel_flush' if kernel else 'batched_delete'
-    result = {'table': 'conntrack', 'filter': flt.given, 'method': method}
+    result['method'] = 'kernel_flush' if kernel else 'batched_delete'
 
     if flt.empty:
         matched = _count_all()
@@ -584,15 +616,30 @@ def flush_conntrack(params, check_mode=False, release=None):
                              matched=matched)
     if check_mode:
         result.update(deleted=matched, sample=sample)
-        return result
-    if kernel:
+    elif kernel:
         if matched:
             with nl.Connection() as conn:
                 kernel_flush(conn, flt)
         result.update(deleted=matched, sample=sample)
-        return result
-    _matched, deleted, new_sample = select(flt, delete=True, sample_size=sample_size)
-    result.update(deleted=deleted, sample=sample if sample is not None else new_sample)
+    else:
+        _matched, deleted, new_sample = select(flt, delete=True, sample_size=sample_size)
+        result.update(deleted=deleted, sample=sample if sample is not None else new_sample)
+    if result['deleted'] and read_int('/proc/sys/net/netfilter/nf_conntrack_tcp_loose') == 0 and \
+            (flt.protonum in (None, 6)):
+        result['warnings'].append(
+            'nf_conntrack_tcp_loose=0 here: the kernel does not pick up a TCP connection from a mid-stream packet, '
+            'so the established connections whose entries were deleted now pass as ct state invalid. The '
+            "collection's rules drop invalid packets on SYNPROXY-protected ports only, but a host firewall that "
+            'drops invalid packets (or accepts only ct state new/established) cuts those connections')
+    kept_part = flt.excluded_part()
+    if kept_part is not None:
+        kept = select(kept_part, delete=False, sample_size=0)[0]
+        result['protected_kept'] = kept
+        if kept:
+            result['msg'] = ('kept %d entries of SYNPROXY-protected traffic (%s): SYNPROXY cannot re-create an entry '
+                             'mid-stream, so deleting it would break its connection. Set break_synproxy_connections: '
+                             'true to delete them anyway' % (kept, '; '.join(result['protected'])))
+            result['warnings'].append(result['msg'])
     return result
 
 

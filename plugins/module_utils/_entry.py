@@ -22,13 +22,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import ipaddress
+import os
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import (
     STATEFUL_PROTOS, check_range, parse_proto, parse_u32)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
+from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import parse_address, parse_int
 
 ENTRY_ARGSPEC = dict(
     state=dict(type='str', default='present', choices=['present', 'absent']),
@@ -59,13 +60,29 @@ ENTRY_ARGSPEC = dict(
     nat_dst=dict(type='dict', options=dict(address=dict(type='str', required=True), port=dict(type='int'))),
 )
 
-# status flags a user may ask for (the kernel manages the others: NAT_DONE, DYING, TEMPLATE, OFFLOAD...)
-STATUS_ALLOWED = ('SEEN_REPLY', 'ASSURED', 'FIXED_TIMEOUT', 'SRC_NAT', 'DST_NAT', 'SEQ_ADJUST', 'CONFIRMED')
+# status flags a user may ask for (the kernel manages the others: NAT_DONE, DYING, TEMPLATE, OFFLOAD...);
+# SRC_NAT/DST_NAT only with the NAT option that makes the kernel set them (it ignores the bits otherwise)
+STATUS_ALLOWED = ('SEEN_REPLY', 'ASSURED', 'FIXED_TIMEOUT', 'SRC_NAT', 'DST_NAT', 'CONFIRMED')
+STATUS_NAT = {'SRC_NAT': 'nat_src', 'DST_NAT': 'nat_dst'}
 # what CT_NEW on an existing entry can still set (SEEN_REPLY/ASSURED can be set, never cleared)
 STATUS_UPDATABLE = ('SEEN_REPLY', 'ASSURED', 'FIXED_TIMEOUT')
 CONNLABEL_CONF = ('/etc/xtables/connlabel.conf', '/etc/connlabel.conf')
 LABEL_BITS = 128
-ICMP_REPLY_TYPES = {8: 0, 13: 14, 15: 16, 17: 18, 128: 129}
+# the ICMP types the kernel tracks (a request and its reply): an entry of another type is refused (EINVAL)
+ICMP_TRACKED = {1: (0, 8, 13, 14, 15, 16, 17, 18), 58: (128, 129, 139, 140)}
+# the conntrack CLI's state names that differ from the kernel's
+STATE_ALIASES = {'LISTEN': 'SYN_SENT2'}
+# protocols whose tracker ships its timeouts in /proc/sys/net/netfilter: without them the kernel tracks the
+# protocol generically (no ports, no state): Linux 6.16 removed DCCP tracking
+TRACKER_SYSCTL = {33: 'nf_conntrack_dccp_timeout_open', 132: 'nf_conntrack_sctp_timeout_established'}
+
+
+def kernel_tracks(protonum, netfilter_dir='/proc/sys/net/netfilter'):
+    """False when this kernel has no tracker of its own for ``protonum`` (it would treat it generically)."""
+    name = TRACKER_SYSCTL.get(protonum)
+    if name is None or not os.path.isdir(netfilter_dir):
+        return True
+    return os.path.exists(os.path.join(netfilter_dir, name))
 
 
 def load_label_names(paths=CONNLABEL_CONF):
@@ -93,11 +110,8 @@ def parse_labels(values, names=None):
             raise ConntrackError('labels: %r is not a label: give bit numbers 0-127 or connlabel.conf names'
                                  % (value,), option='labels')
         text = str(value).strip()
-        if text.isdigit():
-            bit = int(text)
-            if bit >= LABEL_BITS:
-                raise ConntrackError('labels: %s is out of range: label bits are 0-127' % text, option='labels')
-            bits.add(bit)
+        if isinstance(value, (int, float)) or text[:1].isdigit() or text[:1] in '+-':
+            bits.add(parse_int(value, 'labels', 0, LABEL_BITS - 1, 'label bits'))
             continue
         if names is None:
             names = load_label_names()
@@ -111,11 +125,7 @@ def parse_labels(values, names=None):
 
 
 def _address(value, option):
-    try:
-        return ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        raise ConntrackError('%s %r is not an IPv4 or IPv6 address (an entry has exact addresses, no CIDR)'
-                             % (option, value), option=option)
+    return parse_address(value, option)
 
 
 class EntrySpec(object):
@@ -148,6 +158,14 @@ class EntrySpec(object):
         if self.protonum is None:
             raise ConntrackError('proto is required: tcp, udp, icmp, icmpv6, sctp, dccp, udplite or a number',
                                  option='proto')
+        if self.protonum == 47:
+            raise ConntrackError('proto gre: GRE entries are named by their keys, which conntrack_entry does not take; '
+                                 'use tcp, udp, udplite, sctp, dccp, icmp, icmpv6 or another protocol number',
+                                 option='proto')
+        if not kernel_tracks(self.protonum):
+            raise ConntrackError('proto %s: this kernel has no %s connection tracking (Linux 6.16 removed DCCP), so '
+                                 'it would track the entry without ports or state; nothing to create or change'
+                                 % (params.get('proto'), nl.PROTO_NAMES[self.protonum].upper()), option='proto')
         family = params.get('family')
         for option in ('src', 'dst', 'reply_src', 'reply_dst'):
             if params.get(option) is None:
@@ -192,6 +210,12 @@ class EntrySpec(object):
             check_range(params[option], 0, 65535 if option == 'icmp_id' else 255, option,
                         'ICMP ids' if option == 'icmp_id' else 'ICMP types and codes')
             self.orig[option] = params[option]
+        if icmp and self.orig.get('icmp_type') is not None and \
+                self.orig['icmp_type'] not in ICMP_TRACKED[self.protonum]:
+            raise ConntrackError('icmp_type %s: the kernel tracks %s types %s only (requests and their replies); '
+                                 'other types never have an entry'
+                                 % (self.orig['icmp_type'], nl.PROTO_NAMES[self.protonum],
+                                    ', '.join(str(t) for t in ICMP_TRACKED[self.protonum])), option='icmp_type')
 
         # identity: the original tuple, or the reply tuple when only reply fields are given
         if not any(k in self.orig for k in ('src', 'dst')) and self.reply:
@@ -247,6 +271,8 @@ class EntrySpec(object):
                 raise ConntrackError('tcp_state: a %s entry has no connection state (states exist for tcp, sctp, dccp)'
                                      % nl.PROTO_NAMES.get(self.protonum, self.protonum), option='tcp_state')
             value = str(params['tcp_state']).strip().upper().replace('-', '_')
+            if self.protonum == 6:
+                value = STATE_ALIASES.get(value, value)
             if value not in names or value == 'NONE':
                 raise ConntrackError('tcp_state %r is not a %s state: use one of %s'
                                      % (params['tcp_state'], nl.PROTO_NAMES[self.protonum],
@@ -295,6 +321,10 @@ class EntrySpec(object):
         if self.nat and self.direction == 'orig' and self.reply:
             raise ConntrackError('give either nat_src/nat_dst or a reply tuple, not both: NAT computes the reply '
                                  'tuple', option='nat_src' if 'nat_src' in self.nat else 'nat_dst')
+        for flag, option in STATUS_NAT.items():
+            if flag in self.status and option not in self.nat:
+                raise ConntrackError('status %s is set by the kernel when it translates the entry: give %s (the '
+                                     'address to translate to) instead of the flag' % (flag, option), option='status')
         return self
 
     # --- identity and creation ------------------------------------------------------------------
@@ -330,6 +360,12 @@ class EntrySpec(object):
             # the plain inverse; with nat_src/nat_dst the kernel translates it (and sets SRC_NAT/DST_NAT)
             reply = nl.reply_of(entry)
             reply.pop('protonum', None)
+        elif self.protonum in nl.ICMP_PROTOS:
+            # an explicit ICMP reply tuple takes its type, code and id from the original (echo -> echo reply)
+            inverse = nl.reply_of(entry)
+            for key in ('icmp_type', 'icmp_code', 'icmp_id'):
+                if inverse.get(key) is not None:
+                    reply.setdefault(key, inverse[key])
         for key, value in reply.items():
             if value is not None:
                 entry['reply_' + key] = value
@@ -496,10 +532,7 @@ def ensure(spec, check_mode=False):
                                      % ', '.join(missing), option=missing[0])
             entry = spec.creation()
             if not check_mode:
-                ctw.create_entry(conn, entry)
-                created = ctw.get_entry(conn, ident)
-                if created is not None:
-                    entry = created
+                entry = _create(conn, ident, entry)
             else:
                 entry = spec.predicted()
             result.update(changed=True, action='created', entry=public(entry),
@@ -510,17 +543,7 @@ def ensure(spec, check_mode=False):
             result.update(entry=current, diff={'before': render(current), 'after': render(current)})
             return result
         if not check_mode:
-            update = dict(changes)
-            state = update.pop('protoinfo', None)
-            try:
-                ctw.update_entry(conn, ident, update, state=state, protonum=spec.protonum)
-            except ConntrackError as exc:
-                if 'labels' in changes and getattr(exc, 'errno', None) == errno.ENOSPC:
-                    raise ConntrackError('updating the entry failed: it has no room for labels. The kernel gives '
-                                         'entries labels only while something in the namespace uses them (an '
-                                         'nftables "ct label" or iptables connlabel rule) at their creation',
-                                         option='labels')
-                raise
+            _update(conn, ident, spec, current, changes)
             fresh = ctw.get_entry(conn, ident)
             if fresh is not None:
                 after = fresh
@@ -529,3 +552,66 @@ def ensure(spec, check_mode=False):
         result.update(changed=True, action='updated', entry=after, changes=names,
                       diff={'before': render(current, show), 'after': render(after, show)})
         return result
+
+
+LABELS_FULL = (1 << LABEL_BITS) - 1
+NO_ROOM_FOR_LABELS = ('the entry has no room for labels: the kernel gives entries labels only while something in '
+                      'the namespace uses them (an nftables "ct label" or iptables connlabel rule) when they are '
+                      'created; nothing was changed')
+
+
+def _labels_error(exc):
+    if getattr(exc, 'errno', None) == errno.ENOSPC:
+        return ConntrackError(NO_ROOM_FOR_LABELS, option='labels')
+    return exc
+
+
+def _create(conn, ident, entry):
+    """Create ``entry``; the kernel ignores labels in a create, so they follow in an update, and when that
+    fails the new entry is deleted again (a failed task leaves nothing behind)."""
+    labels = entry.pop('labels', None)
+    ctw.create_entry(conn, entry)
+    created = ctw.get_entry(conn, ident)
+    if labels:
+        try:
+            ctw.update_entry(conn, ident, {'labels': _label_bits(labels), 'labels_mask': LABELS_FULL})
+        except ConntrackError as exc:
+            ctw.delete_entry(conn, ident, created.get('id') if created else None)
+            raise _labels_error(exc)
+        created = ctw.get_entry(conn, ident)
+    return created if created is not None else entry
+
+
+def _update(conn, ident, spec, current, changes):
+    """Apply ``changes`` so that a refusal changes nothing.
+
+    The kernel applies an update's attributes one after the other (timeout, status, state, mark, labels)
+    and stops at the first it refuses, keeping the ones before. Labels are the one part it refuses for a
+    reason of the namespace (no room for them): an update with labels under an empty mask changes nothing
+    and tells first. Should the real update fail anyway, the entry's old mark, labels, state and timeout
+    are written back (status bits can only be set, and only settable ones are sent).
+    """
+    update = dict(changes)
+    state = update.pop('protoinfo', None)
+    if 'labels' in update:
+        try:
+            ctw.update_entry(conn, ident, {'labels': 0, 'labels_mask': 0})
+        except ConntrackError as exc:
+            raise _labels_error(exc)
+    try:
+        ctw.update_entry(conn, ident, update, state=state, protonum=spec.protonum)
+    except ConntrackError:
+        restore = {}
+        if 'mark' in update:
+            restore.update(mark=current.get('mark', 0), mark_mask=0xffffffff)
+        if 'labels' in update:
+            restore.update(labels=_label_bits(current.get('labels')), labels_mask=LABELS_FULL)
+        if 'timeout' in update and current.get('timeout'):
+            restore['timeout'] = current['timeout']
+        old_state = current.get('state') if state is not None else None
+        if restore or old_state:
+            try:
+                ctw.update_entry(conn, ident, restore, state=old_state, protonum=spec.protonum)
+            except ConntrackError:
+                pass  # the original error says what went wrong
+        raise

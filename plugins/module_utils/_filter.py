@@ -22,7 +22,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
+import copy
 import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, kernel_version
@@ -129,6 +129,7 @@ class Filter(object):
         self.status_mask = 0
         self.given = {}
         self.exclusions = []  # filters whose matches are taken out of this one's
+        self.any_of = []  # filters of which an entry must match at least one (when not empty)
 
     # --- validation -------------------------------------------------------------------------
     @classmethod
@@ -195,6 +196,7 @@ class Filter(object):
             states = set()
             for name in given['state']:
                 upper = str(name).strip().upper().replace('-', '_')
+                upper = {'LISTEN': 'SYN_SENT2'}.get(upper, upper)  # the conntrack CLI's name of SYN_SENT2
                 if upper not in (allowed or known):
                     raise ConntrackError('state %r is not a %s state: use one of %s'
                                          % (name, nl.PROTO_NAMES.get(self.protonum, 'connection'),
@@ -235,6 +237,16 @@ class Filter(object):
     def exclude(self, other):
         """Take the entries ``other`` matches out of this filter's selection (checked in Python)."""
         self.exclusions.append(other)
+
+    def excluded_part(self):
+        """A filter of the entries this filter's conditions select but its exclusions take out (for counting
+        what an exclusion kept), or None when it has no exclusions."""
+        if not self.exclusions:
+            return None
+        part = copy.copy(self)
+        part.exclusions = []
+        part.any_of = list(self.exclusions)
+        return part
 
     @property
     def empty(self):
@@ -277,6 +289,8 @@ class Filter(object):
         for other in self.exclusions:
             if other.match(entry):
                 return False
+        if self.any_of and not any(other.match(entry) for other in self.any_of):
+            return False
         return True
 
     # --- kernel-side requests ---------------------------------------------------------------
@@ -359,7 +373,7 @@ class Filter(object):
     def kernel_exact_shape(self, ignore_nets=False):
         """True when the kernel-side requests express every condition of the filter (on a kernel that honours
         all of them: see ``kernel_selects_exactly``); with ``ignore_nets``, every condition but the addresses."""
-        if self.states is not None or self.exclusions or self.port_ranges is not None:
+        if self.states is not None or self.exclusions or self.any_of or self.port_ranges is not None:
             return False
         if any(k.startswith('reply_') for k in self.given if not (ignore_nets and k in ADDRESS_OPTIONS)):
             return False

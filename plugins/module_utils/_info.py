@@ -174,15 +174,10 @@ def _first(items, count):
 
 
 def choose_backend(requested):
-    """'netlink' or 'procfs' and an optional warning."""
+    """'netlink' or 'procfs' and an optional warning. The netlink codec needs only the standard library."""
     if requested == 'procfs':
         return 'procfs', None
-    if have_library('pyroute2'):
-        return 'netlink', None
-    if requested == 'netlink':
-        raise MissingLibraryError('pyroute2', 'backend=netlink')
-    return 'procfs', ('pyroute2 is not installed on this host: conntrack_info fell back to /proc (backend: procfs); '
-                      'status flags, labels and kernel-side filtering need netlink')
+    return 'netlink', None
 
 
 def _parallel_dumps(requests, batch):
@@ -330,13 +325,35 @@ def validate(params):
 
 
 def compile_query(expression):
+    """The compiled JMESPath ``query``; a syntax error, or an expression too deeply nested to parse, is the
+    user's ``query`` error."""
     if not have_library('jmespath'):
         raise MissingLibraryError('jmespath', 'the query option')
     import jmespath
     try:
         return jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
-        raise ConntrackError('query %r is not a valid JMESPath expression: %s' % (expression, exc), option='query')
+        raise ConntrackError('query %r is not a valid JMESPath expression: %s' % (_shorten(expression), exc),
+                             option='query')
+    except RecursionError:
+        raise ConntrackError('query %r is nested too deeply to evaluate: simplify the expression'
+                             % _shorten(expression), option='query')
+
+
+def run_query(query, expression, data):
+    """``query.search(data)``; a JMESPath runtime error (a function on the wrong type, ...) is a ``query`` error."""
+    import jmespath
+    try:
+        return query.search(data)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ConntrackError('query %r failed on the result: %s' % (_shorten(expression), exc), option='query')
+    except RecursionError:
+        raise ConntrackError('query %r is nested too deeply to evaluate: simplify the expression'
+                             % _shorten(expression), option='query')
+
+
+def _shorten(text, size=200):
+    return text if len(text) <= size else text[:size] + '...'
 
 
 def gather(params, namespace=None, initial_namespace=True):
@@ -420,5 +437,5 @@ def gather(params, namespace=None, initial_namespace=True):
     if params.get('query'):
         query = compile_query(params['query'])
         result = {'backend': backend, 'namespace': namespace, 'query': params['query'],
-                  'query_result': query.search(result)}
+                  'query_result': run_query(query, params['query'], result)}
     return result, warnings

@@ -31,9 +31,12 @@ def namespace_path(namespace):
     """
     if namespace is None or namespace == '':
         return None
+    if any(ord(char) < 0x20 or ord(char) == 0x7f for char in namespace):
+        raise ConntrackError('namespace %r is not a valid name or path: it contains a control character (NUL, '
+                             'newline, ...)' % namespace, option='namespace')
     if '/' in namespace:
         return namespace
-    if namespace in ('.', '..') or '\0' in namespace:
+    if namespace in ('.', '..'):
         raise ConntrackError("namespace %r is not a valid name" % namespace, option='namespace')
     return os.path.join(NETNS_RUN_DIR, namespace)
 

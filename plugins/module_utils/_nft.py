@@ -15,21 +15,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, read_file
+from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
+    check_ifname, parse_int, parse_network, parse_port_spec)
 
 TABLE_FAMILY = 'inet'
 TABLE_NAME = 'netfilter_conntrack'
 DEFAULT_PERSIST_FILE = '/etc/netfilter-conntrack/netfilter_conntrack.nft'
 DEFAULT_UNIT_FILE = '/etc/systemd/system/netfilter-conntrack.service'
-IFNAMSIZ = 15
+U32_MAX = 0xffffffff
 
 # chain name -> (hook, priority); the order is the order of the rendered table
 CHAINS = (
@@ -58,11 +59,18 @@ NOTRACK_RULE_SPEC = dict(
     direction=dict(type='str', default='inbound', choices=list(DIRECTIONS)),
     family=dict(type='str', choices=['ipv4', 'ipv6', 'both']),
     state=dict(type='str', default='present', choices=['present', 'absent']),
+    all=dict(type='bool', default=False),
     synproxy=dict(type='bool', default=False),
-    synproxy_options=dict(type='dict'),
+    synproxy_options=dict(type='dict', options=dict(
+        mss=dict(type='int'),
+        wscale=dict(type='int'),
+        timestamp=dict(type='bool'),
+        sack_perm=dict(type='bool'),
+    )),
     connlimit=dict(type='int'),
 )
 SYNPROXY_DEFAULTS = dict(mss=1460, wscale=7, timestamp=False, sack_perm=True)
+MATCH_OPTIONS = ('proto', 'dport', 'sport', 'src', 'dst', 'iif', 'oif')
 
 
 # --- running nft ---------------------------------------------------------------------------------
@@ -168,43 +176,24 @@ def _ports(value, option, index):
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
+    name = 'rules[%d].%s' % (index, option)
     out = []
     for item in items:
-        text = str(item).strip()
-        parts = text.split('-')
-        try:
-            numbers = [int(p) for p in parts]
-        except ValueError:
-            raise ConntrackError('rules[%d].%s %r is not a port, a list of ports or a range N-M' % (index, option, item),
-                                 option='rules')
-        if len(numbers) > 2 or any(not 0 <= n <= 65535 for n in numbers):
-            raise ConntrackError('rules[%d].%s %s is out of range: ports are 0-65535' % (index, option, text),
-                                 option='rules')
-        if len(numbers) == 2 and numbers[0] > numbers[1]:
-            raise ConntrackError('rules[%d].%s range %s is inverted: write the lower port first' % (index, option, text),
-                                 option='rules')
-        out.append(str(numbers[0]) if len(numbers) == 1 or numbers[0] == numbers[1] else '%d-%d' % tuple(numbers))
+        if isinstance(item, (list, dict)):
+            raise ConntrackError('%s %r is not a port, a list of ports or a range N-M' % (name, item), option='rules')
+        low, high = parse_port_spec(item, name)
+        out.append(str(low) if low == high else '%d-%d' % (low, high))
     if not out:
-        raise ConntrackError('rules[%d].%s is an empty list' % (index, option), option='rules')
+        raise ConntrackError('%s is an empty list' % name, option='rules')
     return sorted(set(out), key=lambda p: int(p.split('-')[0]))
 
 
 def _net(value, option, index):
-    try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
-        raise ConntrackError('rules[%d].%s %r is not a valid IPv4/IPv6 address or CIDR' % (index, option, value),
-                             option='rules')
+    return parse_network(value, 'rules[%d].%s' % (index, option))
 
 
 def _iface(value, option, index):
-    if value is None:
-        return None
-    text = str(value)
-    if not text or len(text) > IFNAMSIZ or '"' in text or '/' in text or ' ' in text:
-        raise ConntrackError('rules[%d].%s %r is not a valid interface name: 1-15 characters, no spaces, quotes or '
-                             'slashes' % (index, option, value), option='rules')
-    return text
+    return check_ifname(value, 'rules[%d].%s' % (index, option))
 
 
 def normalize_notrack(rule, index):
@@ -251,31 +240,40 @@ def normalize_notrack(rule, index):
             raise ConntrackError('rules[%d].synproxy protects inbound traffic only: set direction inbound' % index,
                                  option='rules')
         opts = dict(SYNPROXY_DEFAULTS)
-        for key, value in (rule.get('synproxy_options') or {}).items():
+        given = rule.get('synproxy_options') or {}
+        for key, value in given.items():
             if key not in SYNPROXY_DEFAULTS:
                 raise ConntrackError('rules[%d].synproxy_options.%s is unknown: use mss, wscale, timestamp, sack_perm'
                                      % (index, key), option='rules')
-            opts[key] = value
-        try:
-            opts['mss'] = int(opts['mss'])
-            opts['wscale'] = int(opts['wscale'])
-        except (TypeError, ValueError):
-            raise ConntrackError('rules[%d].synproxy_options: mss and wscale are integers' % index, option='rules')
-        if not 536 <= opts['mss'] <= 65535 or not 0 <= opts['wscale'] <= 14:
-            raise ConntrackError('rules[%d].synproxy_options: mss is 536-65535 and wscale 0-14 (got %s, %s)'
-                                 % (index, opts['mss'], opts['wscale']), option='rules')
-        opts['timestamp'] = bool(opts['timestamp'])
-        opts['sack_perm'] = bool(opts['sack_perm'])
+            if value is not None:
+                opts[key] = value
+        opts['mss'] = parse_int(opts['mss'], 'rules[%d].synproxy_options.mss' % index, 536, 65535, 'MSS values')
+        opts['wscale'] = parse_int(opts['wscale'], 'rules[%d].synproxy_options.wscale' % index, 0, 14,
+                                   'window scale shifts')
+        for key in ('timestamp', 'sack_perm'):
+            if not isinstance(opts[key], bool):
+                raise ConntrackError('rules[%d].synproxy_options.%s %r is not a boolean (true or false)'
+                                     % (index, key, opts[key]), option='rules')
         canon['synproxy'] = opts
     elif rule.get('synproxy_options'):
         raise ConntrackError('rules[%d].synproxy_options needs synproxy: true' % index, option='rules')
     if rule.get('connlimit') is not None:
-        if rule['connlimit'] < 1:
-            raise ConntrackError('rules[%d].connlimit must be at least 1' % index, option='rules')
+        connlimit = parse_int(rule['connlimit'], 'rules[%d].connlimit' % index, 1, U32_MAX, 'connection limits')
         if direction != 'inbound':
             raise ConntrackError('rules[%d].connlimit limits inbound connections: set direction inbound' % index,
                                  option='rules')
-        canon['connlimit'] = int(rule['connlimit'])
+        canon['connlimit'] = connlimit
+    matches = [key for key in MATCH_OPTIONS if canon.get(key)]
+    if rule.get('all'):
+        if matches:
+            raise ConntrackError('rules[%d].all: true matches all traffic and cannot be combined with %s: remove '
+                                 'all, or the matches' % (index, ', '.join(matches)), option='rules')
+        canon['all'] = True
+    elif not matches:
+        raise ConntrackError('rules[%d] has no match (proto, dport, sport, src, dst, iif or oif): it would exempt all '
+                             '%s traffic from tracking. Give a match, or all: true in the rule to really mean all'
+                             % (index, 'IPv4' if family == 'ipv4' else 'IPv6' if family == 'ipv6' else 'IPv4 and '
+                                'IPv6'), option='rules')
     return dict((k, v) for k, v in canon.items() if v is not None)
 
 
@@ -343,7 +341,50 @@ def render_notrack(canon, rid):
     return lines, blocks
 
 
-DROP_INVALID_LINE = 'ct state invalid drop comment "nc:drop_invalid"'
+SYNPROXY_LINE_RE = re.compile(r' ct state invalid,untracked synproxy .*comment "nc:notrack:([0-9a-f]+)"$')
+
+
+def drop_invalid_line(canon, rid):
+    """The invalid-state drop of one SYNPROXY rule: scoped to that rule's matches, so no other traffic is ever
+    dropped by a rule of ours (a flushed or expired entry of another port costs its connection nothing)."""
+    return ' '.join(_matches(canon, 'input') + ['ct state invalid drop', 'comment "nc:drop_invalid:%s"' % rid])
+
+
+def drop_invalid_of(synproxy_line):
+    """The scoped drop for a SYNPROXY line as ``nft list`` prints it (rules carried over from earlier tasks)."""
+    match = SYNPROXY_LINE_RE.search(synproxy_line)
+    if match is None:
+        return None
+    return synproxy_line[:match.start()] + ' ct state invalid drop comment "nc:drop_invalid:%s"' % match.group(1)
+
+
+_FAMILY_RE = re.compile(r'(?:^| )(?:meta nfproto (ipv4|ipv6)|(ip6?) (?:saddr|daddr) )')
+_DPORT_RE = re.compile(r'(?:^| )tcp dport (\{ [^}]* \}|[0-9]+(?:-[0-9]+)?)')
+
+
+def protected_traffic(text):
+    """What the owned table's SYNPROXY rules protect, from ``nft list table`` text: [(family or None,
+    [(low port, high port)] (empty: every TCP port))]. Entries of that traffic cannot be re-created mid-stream."""
+    owned = parse_table(text)
+    found = []
+    for kind, _rid, line in owned.lines['input']:
+        if kind != 'notrack' or ' synproxy ' not in line:
+            continue
+        family = _FAMILY_RE.search(line)
+        family = None if family is None else (family.group(1) or ('ipv4' if family.group(2) == 'ip' else 'ipv6'))
+        ports = []
+        dport = _DPORT_RE.search(line)
+        if dport is not None:
+            for item in dport.group(1).strip('{} ').split(','):
+                low, _sep, high = item.strip().partition('-')
+                ports.append((int(low), int(high or low)))
+        found.append((family, ports))
+    return found
+
+
+def describe_protected(family, ports):
+    text = ', '.join(str(low) if low == high else '%d-%d' % (low, high) for low, high in ports)
+    return '%s tcp%s' % (family or 'ipv4/ipv6', ' dport ' + text if text else ' (every port)')
 
 
 def render_table(chain_lines, blocks):
@@ -380,35 +421,42 @@ def check_persist(params, initial_namespace):
 
 
 def apply_table(result, params, current_text, after_text, changed, check_mode):
-    """Add the diff to ``result``; apply the new table (or check it with nft -c); persist when asked."""
+    """Add the diff to ``result``; check the new table with ``nft -c``, persist it when asked, then apply it.
+
+    The order makes a failure change nothing: a table nft refuses is refused before any file is written,
+    and files written for a table that then fails to apply are put back.
+    """
     result['diff'] = dict(before=current_text or '', after=after_text or '',
                           before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
                           after_header='rendered table')
-    if changed and not (check_mode and after_text is None):
-        rc, _out, err = run_nft((['-c'] if check_mode else []) + ['-f', '-'], stdin=transaction(after_text))
+    apply = changed and not (check_mode and after_text is None)
+    if apply:
+        rc, _out, err = run_nft(['-c', '-f', '-'], stdin=transaction(after_text))
         if rc != 0:
-            raise nft_error(err, 'checking the rendered table' if check_mode else 'applying the table')
+            raise nft_error(err, 'checking the rendered table')
+    files = FileChanges()
     if params.get('persist'):
-        result['persisted'] = persist(after_text, params.get('persist_file') or DEFAULT_PERSIST_FILE,
-                                      params.get('unit_file') or DEFAULT_UNIT_FILE, check_mode)
+        paths = [DEFAULT_PERSIST_FILE if params.get(key) is None else params[key]
+                 for key in ('persist_file', 'unit_file')]
+        result['persisted'] = persist(after_text, paths[0], paths[1], check_mode, files)
         result['changed'] = result['changed'] or result['persisted']['changed']
+    if apply and not check_mode:
+        rc, _out, err = run_nft(['-f', '-'], stdin=transaction(after_text))
+        if rc != 0:
+            files.rollback()
+            raise nft_error(err, 'applying the table')
 
 
-def run_module(module, plan_class):
-    """The body of conntrack_notrack and conntrack_helper: enter the namespace, plan, apply, exit."""
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import (
-        enter_namespace, in_initial_namespace)
-    try:
-        enter_namespace(module.params['namespace'])
-        plan = plan_class(module.params, initial_namespace=in_initial_namespace())
-        result, warnings = plan.run(module.check_mode)
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg)
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+def plan_runner(plan_class):
+    """The work function of conntrack_notrack and conntrack_helper for ``_runner.run``: plan inside the namespace
+    (which decides whether persisting is possible), then apply."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
+
+    def work(params, check_mode):
+        result, warnings = plan_class(params, initial_namespace=in_initial_namespace()).run(check_mode)
+        result['warnings'] = warnings
+        return result
+    return work
 
 
 # --- the notrack desired state ----------------------------------------------------------------------
@@ -450,7 +498,7 @@ class NotrackPlan(object):
         desired = keep | set(want_new)
         drop_invalid = params.get('drop_invalid')
         if drop_invalid is None:
-            drop_invalid = current.has('drop_invalid')
+            drop_invalid = current.has('drop_invalid')  # keep what the table has
 
         chain_lines = dict((name, []) for name, _hook in CHAINS)
         blocks = {}
@@ -462,12 +510,15 @@ class NotrackPlan(object):
         for name, block in current.blocks.items():
             if not name.startswith('cl'):
                 blocks[name] = block
+        drops = []
         for rid in sorted(desired):
             if rid in want_new:
                 lines, sets = render_notrack(want_new[rid], rid)
                 for chain, body in lines.items():
                     chain_lines[chain].extend(body)
                 blocks.update(sets)
+                if drop_invalid and want_new[rid].get('synproxy'):
+                    drops.append(drop_invalid_line(want_new[rid], rid))
             else:
                 for name, _hook in CHAINS:
                     chain_lines[name].extend(line for kind, r, line in current.lines[name]
@@ -475,45 +526,29 @@ class NotrackPlan(object):
                 for name, block in current.blocks.items():
                     if name.endswith('_' + rid):
                         blocks[name] = block
-        # in the input chain: connection limits, then SYNPROXY, then the invalid drop
+                if drop_invalid:
+                    drops.extend(filter(None, (drop_invalid_of(line) for kind, r, line in current.lines['input']
+                                               if kind == 'notrack' and r == rid)))
+        # in the input chain: connection limits, then SYNPROXY, then the scoped invalid drops
         chain_lines['input'].sort(key=lambda line: 0 if ' ct count over ' in line else 1)
-        if drop_invalid:
-            chain_lines['input'].append(DROP_INVALID_LINE)
+        chain_lines['input'].extend(drops)
+        if params.get('drop_invalid') and not drops:
+            self.warnings.append('drop_invalid applies to the traffic of SYNPROXY rules only (SYNPROXY needs it '
+                                 'there) and no rule of the table has synproxy: true, so nothing is dropped')
 
         empty = not any(chain_lines.values()) and not blocks
         after_text = None if empty else render_table(chain_lines, blocks)
-        changed = (desired != have) or (bool(drop_invalid) != current.has('drop_invalid'))
+        have_drops = set(rid or '(unscoped)' for kind, rid, _line in current.lines['input'] if kind == 'drop_invalid')
+        want_drops = set(COMMENT_RE.search(line).group(2) for line in drops)
+        changed = (desired != have) or (have_drops != want_drops)
         if current_text is None and empty:
             changed = False
 
         result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
                       rules=[dict(want_new[rid], id=rid) for rid in sorted(want_new)],
-                      kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drop_invalid))
+                      kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drops))
         apply_table(result, params, current_text, after_text, changed, check_mode)
         return result, self.warnings
-
-
-def _write_atomic(path, text, mode=0o644):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
 
 
 UNIT_TEXT = '''# Managed by Ansible (netfilter.conntrack); loads the collection's nft table at boot.
@@ -533,40 +568,34 @@ WantedBy=multi-user.target
 '''
 
 
-def persist(table_text, path, unit_path, check_mode):
-    """Write (or remove) the boot-time copy of the table and a systemd unit that loads it after nftables."""
-    files = []
+def persist(table_text, path, unit_path, check_mode, files):
+    """Write (or remove) the boot-time copy of the table and a systemd unit that loads it after nftables,
+    through ``files`` (a ``FileChanges``, so the caller can undo them)."""
+    written = []
     changed = False
+    wants = os.path.join(os.path.dirname(unit_path), 'multi-user.target.wants', os.path.basename(unit_path))
     if table_text is None:
-        for target in (path, unit_path):
-            if os.path.exists(target):
+        for target, option in ((path, 'persist_file'), (unit_path, 'unit_file')):
+            if read_file(target, option) is not None:
                 changed = True
-                files.append(target)
+                written.append(target)
                 if not check_mode:
-                    os.unlink(target)
-        wants = os.path.join(os.path.dirname(unit_path), 'multi-user.target.wants', os.path.basename(unit_path))
+                    files.remove(target, option)
         if os.path.lexists(wants) and not check_mode:
-            os.unlink(wants)
-        return dict(changed=changed, removed=files)
+            files.remove(wants, 'unit_file')
+        return dict(changed=changed, removed=written)
     content = '# Managed by Ansible (netfilter.conntrack); loading it replaces the table atomically.\n' + \
         transaction(table_text)
-    if _read(path) != content:
-        changed = True
-        files.append(path)
-        if not check_mode:
-            _write_atomic(path, content)
     unit = UNIT_TEXT.format(nft='/usr/sbin/nft', path=path)
-    if _read(unit_path) != unit:
-        changed = True
-        files.append(unit_path)
-        if not check_mode:
-            _write_atomic(unit_path, unit)
-            wants_dir = os.path.join(os.path.dirname(unit_path), 'multi-user.target.wants')
-            link = os.path.join(wants_dir, os.path.basename(unit_path))
-            os.makedirs(wants_dir, exist_ok=True)
-            if not os.path.lexists(link):
-                os.symlink(unit_path, link)
-    return dict(changed=changed, written=files, path=path, unit=unit_path)
+    for target, text, option in ((path, content, 'persist_file'), (unit_path, unit, 'unit_file')):
+        if read_file(target, option) != text:
+            changed = True
+            written.append(target)
+            if not check_mode:
+                files.write(target, text, option=option)
+    if not check_mode and not os.path.lexists(wants):
+        files.symlink(unit_path, wants, option='unit_file')
+    return dict(changed=changed, written=written, path=path, unit=unit_path)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -674,7 +703,7 @@ class HelperPlan(object):
         result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
                       helper=dict(self.canon, id=self.rid, object='nc_%s' % self.rid),
                       kernel_helpers=kernel_helpers())
-        auto = _read('/proc/sys/net/netfilter/nf_conntrack_helper')
+        auto = read_file('/proc/sys/net/netfilter/nf_conntrack_helper')
         result['helper_assignment'] = 'automatic' if auto and auto.strip() == '1' else 'explicit'
         if result['helper_assignment'] == 'automatic':
             self.warnings.append('this kernel still assigns helpers automatically (net.netfilter.nf_conntrack_helper=1):'

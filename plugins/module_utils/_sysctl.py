@@ -30,9 +30,9 @@ import os
 import re
 import stat
 import struct
-import tempfile
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, file_mode, read_file
 
 NETFILTER_DIR = '/proc/sys/net/netfilter'
 PREFIX = 'nf_conntrack_'
@@ -464,48 +464,6 @@ def render_modules_load_text():
     return HEADER + '# Load nf_conntrack before systemd-sysctl applies the conntrack sysctls.\nnf_conntrack\n'
 
 
-def read_file(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise ConntrackError('cannot read %s: %s' % (path, exc.strerror))
-
-
-def atomic_write(path, text, mode=0o644):
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(path) or '.'
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    except (IOError, OSError) as exc:
-        raise ConntrackError('cannot write %s: %s' % (path, exc.strerror))
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except (IOError, OSError) as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConntrackError('cannot write %s: %s' % (path, exc.strerror))
-
-
-def remove_file(path):
-    try:
-        os.unlink(path)
-    except (IOError, OSError) as exc:
-        if exc.errno != errno.ENOENT:
-            raise ConntrackError('cannot remove %s: %s' % (path, exc.strerror))
-
-
 def overriding_files(sysctl_file, keys, dirs=SYSCTL_DIRS):
     """Files applied after ``sysctl_file`` at boot (systemd-sysctl order) that set one of ``keys``."""
     if os.path.dirname(sysctl_file) not in dirs:
@@ -533,9 +491,8 @@ def overriding_files(sysctl_file, keys, dirs=SYSCTL_DIRS):
 
 def read_file_quiet(path):
     try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
+        return read_file(path) or ''
+    except ConntrackError:
         return ''
 
 
@@ -656,12 +613,20 @@ class SysctlManager(object):
             result['catalogue'] = dict((s, k.to_dict(read_value(k))) for s, k in sorted(self.catalogue.items()))
             return result
 
-        if state == 'present' and params.get('apply', True):
-            self._apply(plan, check_mode, result, diffs)
-        if state == 'present' and params.get('persist'):
-            self._persist(plan, check_mode, result, diffs)
-        if state == 'absent':
-            self._unpersist(plan, check_mode, result, diffs)
+        # a failure anywhere puts back what was already changed: the runtime values, then the files
+        self.files = FileChanges()
+        self.applied = []
+        try:
+            if state == 'present' and params.get('apply', True):
+                self._apply(plan, check_mode, result, diffs)
+            if state == 'present' and params.get('persist'):
+                self._persist(plan, check_mode, result, diffs)
+            if state == 'absent':
+                self._unpersist(plan, check_mode, result, diffs)
+        except ConntrackError:
+            self.files.rollback()
+            self._restore(self.applied)
+            raise
         result['diff'] = diffs
         result['warnings'] = self.warnings
         return result
@@ -693,12 +658,18 @@ class SysctlManager(object):
                 if now != value:
                     self.warnings.append('%s: wrote %d, the kernel reports %s' % (knob.sysctl, value, now))
         except ConntrackError:
-            for knob, old in reversed(done):
-                try:
-                    write_value(knob, old)
-                except ConntrackError:
-                    self.warnings.append('could not restore %s to %s' % (knob.sysctl, old))
+            self._restore(done)
             raise
+        self.applied = done
+
+    def _restore(self, done):
+        for knob, old in reversed(done):
+            if old is None:
+                continue
+            try:
+                write_value(knob, old)
+            except ConntrackError:
+                self.warnings.append('could not restore %s to %s' % (knob.sysctl, old))
 
     @staticmethod
     def _write_order(todo):
@@ -714,13 +685,14 @@ class SysctlManager(object):
 
     def _paths(self):
         params = self.params
-        return (params.get('sysctl_file') or DEFAULT_SYSCTL_FILE,
-                params.get('modprobe_file') or DEFAULT_MODPROBE_FILE,
-                params.get('modules_load_file') or DEFAULT_MODULES_LOAD_FILE)
+        # an explicit empty path is an error of that option (refused by the file layer), not the default
+        return tuple(default if params.get(key) is None else params[key] for key, default in (
+            ('sysctl_file', DEFAULT_SYSCTL_FILE), ('modprobe_file', DEFAULT_MODPROBE_FILE),
+            ('modules_load_file', DEFAULT_MODULES_LOAD_FILE)))
 
     def _persist(self, plan, check_mode, result, diffs):
         sysctl_file, modprobe_file, modules_load_file = self._paths()
-        old_text = read_file(sysctl_file)
+        old_text = read_file(sysctl_file, 'sysctl_file')
         values = dict((_canonical_key(k), v) for k, v in parse_sysctl_text(old_text).items())
         for knob, value in plan:
             values[knob.sysctl] = str(value)
@@ -751,7 +723,7 @@ class SysctlManager(object):
         if not plan:
             desired = {sysctl_file: None, modprobe_file: None, modules_load_file: None}
         else:
-            values = dict((_canonical_key(k), v) for k, v in parse_sysctl_text(read_file(sysctl_file)).items())
+            values = dict((_canonical_key(k), v) for k, v in parse_sysctl_text(read_file(sysctl_file, 'sysctl_file')).items())
             for knob, value in plan:
                 values.pop(knob.sysctl, None)
             desired = {sysctl_file: render_sysctl_text(values)}
@@ -762,15 +734,12 @@ class SysctlManager(object):
         self._sync_files(desired, check_mode, result, diffs)
 
     def _sync_files(self, desired, check_mode, result, diffs):
+        options = dict(zip(self._paths(), ('sysctl_file', 'modprobe_file', 'modules_load_file')))
         for path in sorted(desired):
             text = desired[path]
-            old = read_file(path)
-            mode_ok = True
-            if text is not None and old is not None:
-                try:
-                    mode_ok = stat.S_IMODE(os.stat(path).st_mode) == 0o644
-                except OSError:
-                    mode_ok = False
+            option = options.get(path)
+            old = read_file(path, option)
+            mode_ok = text is None or old is None or file_mode(path) == 0o644
             if old == text and mode_ok:
                 continue
             if text is None and old is None:
@@ -782,8 +751,8 @@ class SysctlManager(object):
             if text is None:
                 result['files']['removed'].append(path)
                 if not check_mode:
-                    remove_file(path)
+                    self.files.remove(path, option)
             else:
                 result['files']['written'].append(path)
                 if not check_mode:
-                    atomic_write(path, text)
+                    self.files.write(path, text, option=option)

@@ -254,28 +254,18 @@ namespace:
   sample: null
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ENTRY_ARGSPEC, EntrySpec, ensure
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
 def main():
     argument_spec = dict(ENTRY_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    namespace = module.params['namespace']
-    try:
-        spec = EntrySpec.from_params(module.params)  # bad input is reported before anything is opened
-        enter_namespace(namespace)
-        result = ensure(spec, check_mode=module.check_mode)
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg, namespace=namespace)
-    result['namespace'] = namespace
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+    module = new_module(argument_spec, supports_check_mode=True)
+    spec = []
+    run(module, lambda params, check_mode: ensure(spec[0], check_mode=check_mode),
+        validate=lambda params: spec.append(EntrySpec.from_params(params)))
 
 
 if __name__ == '__main__':

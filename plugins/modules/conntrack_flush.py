@@ -68,6 +68,18 @@ options:
     description:
       - With O(table=expect), delete only the expectations of this helper (C(ftp), C(sip), C(tftp), ...).
     type: str
+  break_synproxy_connections:
+    description:
+      - Also delete the entries of traffic that the collection's nft table puts behind SYNPROXY
+        (M(netfilter.conntrack.conntrack_notrack) rules with C(synproxy), as the C(netfilter.conntrack.synflood_guard)
+        role writes them).
+      - SYNPROXY needs C(nf_conntrack_tcp_loose=0), so the kernel never re-creates such an entry from a mid-stream
+        packet; and the sequence adjustment SYNPROXY keeps in the entry is gone with it. Deleting one breaks its
+        connection for good. Without this option those entries are kept, whatever the filter (O(all=true)
+        included), and RV(protected_kept) says how many.
+      - Entries of other traffic are not affected by this option.
+    type: bool
+    default: false
   method:
     description:
       - C(auto) uses a kernel-side flush when the filter is one the kernel applies exactly (family, mark, zone,
@@ -83,6 +95,11 @@ notes:
     that matched right before the flush (the kernel does not report a count).
   - A delete request carries the entry's id, so an entry replaced by a new one with the same tuple after it
     was listed is not deleted.
+  - With C(nf_conntrack_tcp_loose=0) (as SYNPROXY hardening sets it) the kernel does not pick up a TCP connection
+    from a mid-stream packet: after a flush, an established connection has no entry any more and its packets are
+    classified C(invalid). The collection's own rules drop invalid packets only on SYNPROXY-protected ports, so
+    other connections keep working (untracked by state from then on); a host firewall that drops C(ct state
+    invalid) for all traffic would cut them. See the synflood_guard role's documentation.
 seealso:
   - module: netfilter.conntrack.conntrack_info
   - module: netfilter.conntrack.conntrack_entry
@@ -116,6 +133,11 @@ EXAMPLES = r'''
   netfilter.conntrack.conntrack_flush:
     namespace: /proc/4242/ns/net
     all: true
+
+- name: Flush everything on a SYNPROXY-hardened host, its protected connections too (they break)
+  netfilter.conntrack.conntrack_flush:
+    all: true
+    break_synproxy_connections: true
 '''
 
 RETURN = r'''
@@ -150,6 +172,24 @@ filter:
   returned: success
   type: dict
   sample: {proto: udp, dport: 53}
+protected:
+  description:
+    - The traffic the collection's nft table puts behind SYNPROXY, whose entries are kept unless
+      O(break_synproxy_connections=true).
+  returned: when the table has SYNPROXY rules
+  type: list
+  elements: str
+  sample: [ipv4/ipv6 tcp dport 443, 8443]
+protected_kept:
+  description: How many matching entries of SYNPROXY-protected traffic were kept (not deleted).
+  returned: when the table has SYNPROXY rules and O(break_synproxy_connections=false)
+  type: int
+  sample: 12
+msg:
+  description: Why entries were kept, when some were.
+  returned: when RV(protected_kept) is not 0
+  type: str
+  sample: "kept 12 entries of SYNPROXY-protected traffic (ipv4/ipv6 tcp dport 443): ..."
 namespace:
   description: The O(namespace) the module ran in, or null for the process's own.
   returned: always
@@ -157,32 +197,26 @@ namespace:
   sample: null
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import FLUSH_ARGSPEC, flush, validate_flush
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
+
+
+def work(params, check_mode):
+    result = flush(params, check_mode=check_mode)
+    what = 'expectations' if result['table'] == 'expect' else 'entries'
+    result.update(changed=result['deleted'] > 0,
+                  diff={'before': '%d matching %s\n' % (result['deleted'], what), 'after': '0 matching %s\n' % what})
+    return result
 
 
 def main():
     argument_spec = dict(FLUSH_ARGSPEC)
     argument_spec.update(FILTER_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    namespace = module.params['namespace']
-    try:
-        validate_flush(module.params)  # bad input is reported before anything is opened
-        enter_namespace(namespace)
-        result = flush(module.params, check_mode=module.check_mode)
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg, namespace=namespace, **exc.details)
-    what = 'expectations' if result['table'] == 'expect' else 'entries'
-    result.update(namespace=namespace, changed=result['deleted'] > 0)
-    if module._diff:
-        result['diff'] = {'before': '%d matching %s\n' % (result['deleted'], what),
-                          'after': '0 matching %s\n' % what}
-    module.exit_json(**result)
+    module = new_module(argument_spec, supports_check_mode=True)
+    run(module, work, validate=validate_flush)
 
 
 if __name__ == '__main__':

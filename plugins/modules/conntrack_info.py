@@ -22,7 +22,7 @@ description:
   - With O(query) a JMESPath expression is applied on the host, so a fleet-wide ad-hoc run brings back only
     what was asked.
   - Never changes anything. Entries are read over ctnetlink with a lean decoder; the kernel filters what it
-    can. Without pyroute2 on the host the module reads C(/proc) instead (O(backend=procfs)), with a warning.
+    can. The netlink codec needs only Python's standard library (no pyroute2 on the host).
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
@@ -71,9 +71,8 @@ options:
     type: str
   backend:
     description:
-      - How to read the table. C(auto) uses netlink when pyroute2 is installed and C(/proc) otherwise;
-        C(netlink) fails without pyroute2; C(procfs) reads C(/proc/net/nf_conntrack) (which shows only part
-        of the status flags and no labels).
+      - How to read the table. C(auto) and C(netlink) use ctnetlink; C(procfs) reads C(/proc/net/nf_conntrack)
+        (which shows only part of the status flags and no labels), for hosts where ctnetlink is not available.
     type: str
     choices: [auto, netlink, procfs]
     default: auto
@@ -83,7 +82,6 @@ options:
     type: bool
     default: false
 requirements:
-  - pyroute2 (for O(backend=netlink); the C(/proc) fallback needs nothing)
   - jmespath (for O(query))
 notes:
   - Needs CAP_NET_ADMIN (root) to read the table over netlink.
@@ -260,20 +258,21 @@ ansible_facts:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module
 
 
 def main():
     argument_spec = dict(INFO_ARGSPEC)
     argument_spec.update(FILTER_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = new_module(argument_spec, supports_check_mode=True)
     namespace = module.params['namespace']
     try:
         validate(module.params)  # bad input is reported before anything is opened
@@ -282,7 +281,7 @@ def main():
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library, reason=exc.reason))
     except ConntrackError as exc:
-        module.fail_json(msg=exc.msg)
+        module.fail_json(msg=exc.msg, namespace=namespace, **exc.details)
     for warning in warnings:
         module.warn(warning)
     result['changed'] = False

@@ -196,11 +196,10 @@ persisted:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
-    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, NOTRACK_RULE_SPEC, NotrackPlan, run_module)
+    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, NOTRACK_RULE_SPEC, NotrackPlan, plan_runner)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
 def main():
@@ -213,8 +212,8 @@ def main():
         unit_file=dict(type='path', default=DEFAULT_UNIT_FILE),
     )
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_module(module, NotrackPlan)
+    module = new_module(argument_spec, supports_check_mode=True)
+    run(module, plan_runner(NotrackPlan))
 
 
 if __name__ == '__main__':

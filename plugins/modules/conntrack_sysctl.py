@@ -231,14 +231,9 @@ diff:
       after: "net.netfilter.nf_conntrack_max = 524288\n"
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
-    NAMESPACE_ARGSPEC,
-    ConntrackError,
-    run_in_namespace_or_fail,
-)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl
 
 
@@ -258,33 +253,25 @@ def main():
         load_module=dict(type='bool', default=False),
     )
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
+    module = new_module(
+        argument_spec,
         mutually_exclusive=[('name', 'settings')],
         required_by={'value': 'name'},
         supports_check_mode=True,
     )
-    run_in_namespace_or_fail(module)
 
-    if module.params['load_module'] and not _sysctl.read_catalogue():
-        if _sysctl.conntrack_module_kind() == 'loadable' and not module.check_mode:
-            rc, out, err = module.run_command([module.get_bin_path('modprobe', required=True), 'nf_conntrack'])
-            if rc != 0:
-                module.fail_json(msg='modprobe nf_conntrack failed: %s' % (err or out).strip())
+    def work(params, check_mode):
+        if params['load_module'] and not _sysctl.read_catalogue():
+            if _sysctl.conntrack_module_kind() == 'loadable' and not check_mode:
+                rc, out, err = module.run_command([module.get_bin_path('modprobe', required=True), 'nf_conntrack'])
+                if rc != 0:
+                    raise ConntrackError('load_module: modprobe nf_conntrack failed: %s' % (err or out).strip(),
+                                         option='load_module')
+        manager = _sysctl.SysctlManager(params, initial_namespace=in_initial_namespace(),
+                                        namespace=params['namespace'])
+        return manager.run(check_mode=check_mode)
 
-    try:
-        manager = _sysctl.SysctlManager(module.params, initial_namespace=in_initial_namespace(),
-                                        namespace=module.params['namespace'])
-        result = manager.run(check_mode=module.check_mode)
-    except ConntrackError as exc:
-        module.fail_json(msg=exc.msg)
-
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    if not result.get('diff'):
-        result.pop('diff', None)
-    module.exit_json(**result)
-
+    run(module, work)
 
 if __name__ == '__main__':
     main()

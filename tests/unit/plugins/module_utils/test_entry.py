@@ -56,7 +56,18 @@ def test_status_only_added():
     changes, after = _entry.plan_update(spec(status=['FIXED_TIMEOUT']), current())
     assert 'FIXED_TIMEOUT' in after['status'] and changes['status'] & 0x400
     with pytest.raises(ConntrackError, match='cannot be added'):
-        _entry.plan_update(spec(status=['SRC_NAT']), current())
+        _entry.plan_update(spec(status=['SRC_NAT'], nat_src={'address': '198.51.100.1', 'port': None},
+                                reply_src=None, reply_dst=None), current())
+
+
+@pytest.mark.parametrize('flag,option', [('SRC_NAT', 'nat_src'), ('DST_NAT', 'nat_dst')])
+def test_nat_status_flags_need_their_nat_option(flag, option):
+    """The kernel ignores SRC_NAT/DST_NAT without NAT: taken silently, the second run would fail."""
+    with pytest.raises(ConntrackError, match='give %s' % option) as info:
+        spec(status=[flag])
+    assert info.value.option == 'status'
+    with pytest.raises(ConntrackError, match='is managed by the kernel'):
+        spec(status=['SEQ_ADJUST'])
 
 
 def test_reply_identity_and_creation():
@@ -107,3 +118,142 @@ def test_label_names(tmp_path):
     assert _entry.parse_labels(['blocked', 3], names) == {5, 3}
     with pytest.raises(ConntrackError, match='known: blocked, eth0-in'):
         _entry.parse_labels(['nope'], names)
+
+
+# --- bad input found with generated values --------------------------------------------------------
+
+@pytest.mark.parametrize('value', ['\u00b2', '\u0663', '\u2460', 1.5, float('inf'), True, '5x', 128, -1])
+def test_labels_are_ascii_bit_numbers_or_names(value):
+    with pytest.raises(ConntrackError) as info:
+        spec(labels=[value])
+    assert info.value.option == 'labels' and 'labels' in info.value.msg
+
+
+@pytest.mark.parametrize('address', ['fe80::1%x', 'fe80::1%eth0', '192.0.2.1/32', '192.0.2.1;', '\u0663.0.0.1'])
+def test_addresses_without_scope_or_cidr(address):
+    with pytest.raises(ConntrackError) as info:
+        spec(src=address, dst='192.0.2.2' if ':' not in address else 'fe80::2')
+    assert info.value.option == 'src'
+
+
+def test_gre_is_refused_with_a_reason():
+    with pytest.raises(ConntrackError, match='GRE entries are named by their keys') as info:
+        spec(proto='gre', sport=None, dport=None, tcp_state=None)
+    assert info.value.option == 'proto'
+
+
+@pytest.mark.parametrize('proto,icmp_type,ok', [('icmp', 8, True), ('icmp', 3, False), ('icmp', 0, True),
+                                                ('icmpv6', 128, True), ('icmpv6', 1, False), ('icmpv6', 135, False)])
+def test_icmp_types_the_kernel_tracks(proto, icmp_type, ok):
+    params = dict(proto=proto, src='192.0.2.1' if proto == 'icmp' else '2001:db8::1',
+                  dst='192.0.2.2' if proto == 'icmp' else '2001:db8::2', sport=None, dport=None, tcp_state=None,
+                  icmp_type=icmp_type, icmp_code=0, icmp_id=7)
+    if ok:
+        assert spec(**params).orig['icmp_type'] == icmp_type
+    else:
+        with pytest.raises(ConntrackError, match='the kernel tracks') as info:
+            spec(**params)
+        assert info.value.option == 'icmp_type'
+
+
+def test_listen_is_the_cli_name_of_syn_sent2():
+    assert spec(tcp_state='LISTEN').tcp_state == 'SYN_SENT2'
+    assert spec(tcp_state='listen').tcp_state == 'SYN_SENT2'
+
+
+def test_a_protocol_the_kernel_does_not_track_is_refused(monkeypatch, tmp_path):
+    (tmp_path / 'nf_conntrack_sctp_timeout_established').write_text('210\n')
+    assert _entry.kernel_tracks(33, str(tmp_path)) is False   # DCCP: removed in Linux 6.16
+    assert _entry.kernel_tracks(132, str(tmp_path)) is True
+    assert _entry.kernel_tracks(6, str(tmp_path)) is True
+    monkeypatch.setattr(_entry, 'kernel_tracks', lambda protonum: protonum != 33)
+    with pytest.raises(ConntrackError, match='no DCCP connection tracking') as info:
+        spec(proto='dccp', tcp_state='OPEN')
+    assert info.value.option == 'proto'
+
+
+# --- a failed update or create changes nothing ------------------------------------------------------
+
+class Kernel(object):
+    """Stands in for the _ctwrite calls ensure() makes; labels need room, as in a namespace without ct label."""
+
+    def __init__(self, entry, room_for_labels=False, fail_update=False):
+        self.entry = entry
+        self.room = room_for_labels
+        self.fail_update = fail_update
+        self.calls = []
+
+    def get_entry(self, conn, ident):
+        return None if self.entry is None else dict(self.entry)
+
+    def update_entry(self, conn, ident, changes, state=None, protonum=None):
+        self.calls.append(('update', dict(changes), state))
+        if 'labels' in changes and not self.room:
+            exc = ConntrackError('updating the entry failed')
+            exc.errno = 28  # ENOSPC
+            raise exc
+        if self.fail_update and changes.get('labels_mask') != 0 and len(self.calls) == 2:
+            raise ConntrackError('refused')
+
+    def create_entry(self, conn, entry):
+        self.calls.append(('create', dict(entry), None))
+        self.entry = dict(current(), **dict((k, v) for k, v in entry.items() if k != 'labels'))
+
+    def delete_entry(self, conn, ident, ct_id=None):
+        self.calls.append(('delete', ct_id, None))
+        self.entry = None
+        return True
+
+
+class Conn(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    def make(entry, **kw):
+        fake = Kernel(entry, **kw)
+        for name in ('get_entry', 'update_entry', 'create_entry', 'delete_entry'):
+            monkeypatch.setattr(_entry.ctw, name, getattr(fake, name))
+        monkeypatch.setattr(_entry.nl, 'Connection', Conn)
+        return fake
+    return make
+
+
+def test_update_without_room_for_labels_changes_nothing(kernel):
+    fake = kernel(current())
+    with pytest.raises(ConntrackError, match='no room for labels') as info:
+        _entry.ensure(spec(mark=7, tcp_state='TIME_WAIT', labels=[3], timeout=60, timeout_policy='refresh_below',
+                           timeout_min=60))
+    assert info.value.option == 'labels'
+    # only the probe went out: labels under an empty mask, which change nothing
+    assert fake.calls == [('update', {'labels': 0, 'labels_mask': 0}, None)]
+
+
+def test_update_refused_midway_writes_the_old_values_back(kernel):
+    fake = kernel(current(mark=1, labels=[2]), room_for_labels=True, fail_update=True)
+    with pytest.raises(ConntrackError, match='refused'):
+        _entry.ensure(spec(mark=7, tcp_state='TIME_WAIT', labels=[3]))
+    restore = fake.calls[-1]
+    assert restore[0] == 'update' and restore[2] == 'ESTABLISHED'
+    assert restore[1]['mark'] == 1 and restore[1]['labels'] == 1 << 2
+
+
+def test_create_with_labels_and_no_room_leaves_no_entry(kernel):
+    fake = kernel(None)
+    with pytest.raises(ConntrackError, match='no room for labels'):
+        _entry.ensure(spec(labels=[3]))
+    assert [call[0] for call in fake.calls] == ['create', 'update', 'delete']
+    assert 'labels' not in fake.calls[0][1]
+    assert fake.entry is None
+
+
+def test_create_with_labels_sets_them_after_the_create(kernel):
+    fake = kernel(None, room_for_labels=True)
+    result = _entry.ensure(spec(labels=[3]))
+    assert result['action'] == 'created'
+    assert fake.calls[1] == ('update', {'labels': 1 << 3, 'labels_mask': (1 << 128) - 1}, None)

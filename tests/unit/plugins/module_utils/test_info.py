@@ -130,18 +130,28 @@ def test_query_without_jmespath(monkeypatch):
 
 # --- backend choice -----------------------------------------------------------------------------------------
 
-def test_backend_auto_without_pyroute2_falls_back_with_a_warning(monkeypatch):
+@pytest.mark.parametrize('requested', ['auto', 'netlink'])
+def test_netlink_needs_no_pyroute2(monkeypatch, requested):
+    """The ctnetlink codec is the standard library's: a host without pyroute2 still reads over netlink."""
     monkeypatch.setattr(info, 'have_library', lambda name: False)
-    backend, warning = info.choose_backend('auto')
-    assert backend == 'procfs'
-    assert 'pyroute2 is not installed' in warning and 'backend: procfs' in warning
+    assert info.choose_backend(requested) == ('netlink', None)
 
 
-def test_backend_netlink_without_pyroute2_is_the_standard_missing_library(monkeypatch):
-    monkeypatch.setattr(info, 'have_library', lambda name: False)
-    with pytest.raises(MissingLibraryError) as exc:
-        info.choose_backend('netlink')
-    assert exc.value.library == 'pyroute2'
+def test_query_runtime_errors_name_the_option():
+    for expression in ('sort(@)', 'abs(backend)'):
+        query = info.compile_query(expression)
+        with pytest.raises(ConntrackError) as exc:
+            info.run_query(query, expression, {'backend': 'netlink', 'count': 1})
+        assert exc.value.option == 'query' and 'failed on the result' in exc.value.msg
+
+
+@pytest.mark.parametrize('expression', ['(' * 3000 + 'a' + ')' * 3000, '[' * 5000, '!' * 5000 + 'a'],
+                         ids=['parens', 'brackets', 'nots'])
+def test_deeply_nested_queries_are_a_query_error(expression):
+    with pytest.raises(ConntrackError) as exc:
+        query = info.compile_query(expression)
+        info.run_query(query, expression, {'a': 1})
+    assert exc.value.option == 'query' and len(exc.value.msg) < 600
 
 
 def test_backend_procfs_is_honoured():

@@ -33,3 +33,10 @@ def test_not_a_namespace_file(tmp_path):
     with pytest.raises(ConntrackError) as exc:
         _netns.enter_namespace(str(path))
     assert 'not a network namespace' in exc.value.msg or 'cannot enter' in exc.value.msg
+
+
+@pytest.mark.parametrize('value', ['ct\x00x', '/tmp/x\x00y', 'name\n', '/proc/1/ns/net\t', 'a\x7fb'])
+def test_control_characters_are_refused_before_any_open(value):
+    with pytest.raises(ConntrackError) as info:
+        _netns.namespace_path(value)
+    assert info.value.option == 'namespace' and 'control character' in info.value.msg

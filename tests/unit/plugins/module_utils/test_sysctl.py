@@ -413,3 +413,50 @@ def test_companions_alone_do_not_count_as_conntrack_loaded(tmp_path):
     (ipv4 / 'tcp_syncookies').write_text('1\n')
     manager = _sysctl.SysctlManager({'name': 'max', 'value': 1}, netfilter_dir=str(netfilter), module_kind='builtin')
     assert not manager.loaded
+
+
+# ---------------------------------------------------------------- a failed task changes nothing
+
+def test_a_persist_failure_puts_the_runtime_values_and_files_back(proc, files, monkeypatch):
+    """Values applied, the first file written, the second refused: all of it is undone."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _files
+    real = _files.atomic_write
+
+    def failing(path, text, mode=0o644, option=None):
+        if path == files['modules_load_file']:
+            raise ConntrackError('cannot write %r (%s): disk full' % (path, option), option=option)
+        real(path, text, mode, option)
+    monkeypatch.setattr(_files, 'atomic_write', failing)
+    before = (value(proc, 'nf_conntrack_max'), value(proc, 'nf_conntrack_udp_timeout'))
+    with pytest.raises(ConntrackError) as info:
+        run(proc, settings={'max': 300000, 'udp_timeout': 90}, persist=True, conntrack_module='loadable', **files)
+    assert info.value.option == 'modules_load_file'
+    assert (value(proc, 'nf_conntrack_max'), value(proc, 'nf_conntrack_udp_timeout')) == before
+    assert not os.path.exists(files['sysctl_file']) and not os.path.exists(files['modules_load_file'])
+
+
+def test_a_failed_write_restores_an_existing_file(proc, files, monkeypatch):
+    run(proc, settings={'udp_timeout': 60}, persist=True, **files)
+    original = open(files['sysctl_file']).read()
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _files
+    real = _files.atomic_write
+    calls = []
+
+    def second_fails(path, text, mode=0o644, option=None):
+        calls.append(path)
+        if len(calls) == 2:
+            raise ConntrackError('refused', option=option)
+        real(path, text, mode, option)
+    monkeypatch.setattr(_files, 'atomic_write', second_fails)
+    with pytest.raises(ConntrackError):
+        run(proc, settings={'udp_timeout': 120, 'max': 300000}, persist=True, conntrack_module='loadable', **files)
+    monkeypatch.setattr(_files, 'atomic_write', real)
+    assert open(files['sysctl_file']).read() == original
+    assert value(proc, 'nf_conntrack_udp_timeout') == '60'
+
+
+@pytest.mark.parametrize('path', ['/tmp/x\x00y', ''])
+def test_unusable_paths_name_the_option(proc, path):
+    with pytest.raises(ConntrackError) as info:
+        run(proc, settings={'udp_timeout': 60}, persist=True, sysctl_file=path)
+    assert info.value.option == 'sysctl_file' or 'sysctl_file' in info.value.msg

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The module runner: build the AnsibleModule, enter the namespace, run, warn, diff, exit or fail.
+
+A module's ``main()`` is a form over it::
+
+    module = new_module(argument_spec, supports_check_mode=True)
+    run(module, lambda params, check_mode: do_the_work(params, check_mode))
+
+``run`` may use of ``module``: ``params``, ``check_mode``, ``_diff``, ``warn``, ``exit_json`` and
+``fail_json``; the work function gets plain values and raises ``ConntrackError`` for the user.
+Every failure has one payload shape: ``msg`` (names the option at fault), ``namespace``, and the
+error's details.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import decimal
+
+from ansible.module_utils import basic
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+
+
+def _infinite(value):
+    if not isinstance(value, (str, float)):
+        return False
+    try:
+        return decimal.Decimal(value.strip() if isinstance(value, str) else value).is_infinite()
+    except (decimal.DecimalException, ValueError, TypeError):
+        return False
+
+
+def _relax(spec, params, prefix, bad):
+    """A copy of ``spec`` in which every int option holding an infinite number is raw; their paths in ``bad``."""
+    spec = copy.deepcopy(spec)
+    if not isinstance(params, dict):
+        return spec
+    for name, option in spec.items():
+        value = params.get(name)
+        path = prefix + name
+        if value is None:
+            continue
+        kind = option.get('type', 'str')
+        if kind == 'int' and _infinite(value):
+            option['type'] = 'raw'
+            bad.append((path, value))
+        elif kind == 'list' and isinstance(value, list):
+            if option.get('elements') == 'int' and any(_infinite(v) for v in value):
+                option['elements'] = 'raw'
+                bad.append((path, next(v for v in value if _infinite(v))))
+            elif option.get('options'):
+                for index, item in enumerate(value):
+                    option['options'] = _relax(option['options'], item, '%s[%d].' % (path, index), bad)
+        elif kind == 'dict' and option.get('options'):
+            option['options'] = _relax(option['options'], value, path + '.', bad)
+    return spec
+
+
+def new_module(argument_spec, **kwargs):
+    """``AnsibleModule(argument_spec=argument_spec, **kwargs)``, closing one gap of ansible-core's checks.
+
+    ansible-core converts int options through Decimal, so ``inf``, ``Infinity`` or YAML's ``.inf`` raise
+    OverflowError inside AnsibleModule (a traceback) instead of a message. Then those options are taken as
+    raw for a second parse and the task fails with a message naming the option.
+    """
+    try:
+        return basic.AnsibleModule(argument_spec=argument_spec, **kwargs)
+    except OverflowError:
+        pass
+    bad = []
+    relaxed = _relax(argument_spec, basic._load_params(), '', bad)  # pylint: disable=protected-access
+    module = basic.AnsibleModule(argument_spec=relaxed, **kwargs)
+    path, value = bad[0] if bad else ('an option', 'inf')
+    module.fail_json(msg='%s %r is not a whole number: give an integer (infinity is not a value here)'
+                     % (path, value))
+    return None  # not reached: fail_json exits
+
+
+def enter(module):
+    """Enter ``module.params['namespace']`` (a name under /run/netns or a path); returns the path or None."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace
+
+    return enter_namespace(module.params.get('namespace'))
+
+
+def fail(module, exc):
+    module.fail_json(msg=exc.msg, namespace=module.params.get('namespace'), **exc.details)
+
+
+def run(module, work, validate=None):
+    """Validate (``validate(params)``, before the namespace is entered), enter the namespace, ``work(params,
+    check_mode)`` -> result dict; its ``warnings`` become Ansible warnings, ``diff`` is kept in diff mode only;
+    exit, or fail on a ``ConntrackError``."""
+    try:
+        if validate is not None:
+            validate(module.params)
+        enter(module)
+        result = work(module.params, module.check_mode)
+    except ConntrackError as exc:
+        fail(module, exc)
+        return
+    for warning in result.pop('warnings', None) or ():
+        module.warn(warning)
+    if not module._diff or not result.get('diff'):  # pylint: disable=protected-access
+        result.pop('diff', None)
+    result.setdefault('namespace', module.params.get('namespace'))
+    module.exit_json(**result)
