@@ -86,7 +86,7 @@ def kernel_version(release=None):
     for piece in release.split('.')[:2]:
         digits = ''
         for char in piece:
-            if not char.isdigit():
+            if char not in '0123456789':
                 break
             digits += char
         parts.append(int(digits) if digits else 0)

@@ -248,7 +248,7 @@ def resolve(name, catalogue):
     return knob
 
 
-_DURATION_RE = re.compile(r'(\d+)\s*([a-zA-Z]+)')
+_DURATION_RE = re.compile(r'([0-9]+)\s*([a-zA-Z]+)', re.ASCII)
 _UNITS = {'s': 1, 'sec': 1, 'secs': 1, 'second': 1, 'seconds': 1,
           'm': 60, 'min': 60, 'mins': 60, 'minute': 60, 'minutes': 60,
           'h': 3600, 'hour': 3600, 'hours': 3600,
@@ -266,7 +266,7 @@ def parse_duration(value, what='timeout'):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = str(value).strip().lower()
-    if re.match(r'^[+-]?\d+$', text):
+    if re.match(r'^[+-]?[0-9]+$', text):
         return int(text)
     compact = text.replace(' ', '')
     parts = _DURATION_RE.findall(compact)
@@ -306,7 +306,7 @@ def parse_value(knob, value):
             number = value
         elif isinstance(value, float) and value.is_integer():
             number = int(value)
-        elif re.match(r'^[+-]?\d+$', text):
+        elif re.match(r'^[+-]?[0-9]+$', text):
             number = int(text)
         else:
             raise ConntrackError('%s: %r is not a whole number%s' % (

@@ -56,10 +56,12 @@ options:
         description: Destination address or CIDR (sets the family).
         type: str
       iif:
-        description: Input interface (inbound rules only), up to 15 characters.
+        description:
+          - Input interface (inbound rules only): 1-15 bytes, no whitespace, control characters, quotes, backslashes,
+            slashes or colons; a trailing C(*) matches a prefix (C(veth*)).
         type: str
       oif:
-        description: Output interface (O(rules[].direction=output) only), up to 15 characters.
+        description: Output interface (O(rules[].direction=output) only), with the same rules as O(rules[].iif).
         type: str
       direction:
         description: C(inbound) (prerouting), C(output) (locally generated) or C(both).
@@ -75,6 +77,13 @@ options:
         type: str
         choices: [present, absent]
         default: present
+      all:
+        description:
+          - A rule without any match (O(rules[].proto), ports, addresses, interfaces) would exempt all traffic of its
+            family and direction from tracking. Such a rule is refused unless it says C(all=true), so an empty or
+            misspelt rule cannot silently turn tracking off for the whole host. Refused together with matches.
+        type: bool
+        default: false
       synproxy:
         description:
           - TCP, inbound only. Notrack only the SYNs of these ports and answer them with SYNPROXY in the input hook
@@ -84,14 +93,28 @@ options:
         type: bool
         default: false
       synproxy_options:
-        description:
-          - C(mss) (536-65535, default 1460), C(wscale) (0-14, default 7), C(timestamp) (default false, because on
-            Linux 6.15 and later the timestamp option breaks handshakes with local services), C(sack_perm) (default true).
+        description: The options SYNPROXY announces in its SYN-ACK.
         type: dict
+        suboptions:
+          mss:
+            description: Maximum segment size, 536-65535 (default 1460).
+            type: int
+          wscale:
+            description: Window scale shift, 0-14 (default 7).
+            type: int
+          timestamp:
+            description:
+              - Announce TCP timestamps (default false, because on Linux 6.15 and later the timestamp option breaks
+                handshakes with local services).
+            type: bool
+          sack_perm:
+            description: Announce selective acknowledgements (default true).
+            type: bool
       connlimit:
         description:
           - Reject new connections from a source that already has this many tracked connections to these ports
-            (C(ct count) in a dynamic set). Only tracked connections count, so use it with O(rules[].synproxy).
+            (C(ct count) in a dynamic set), 1-4294967295. Only tracked connections count, so use it with
+            O(rules[].synproxy).
         type: int
   exclusive:
     description:
@@ -101,7 +124,12 @@ options:
     default: false
   drop_invalid:
     description:
-      - Add (true) or remove (false) a C(ct state invalid drop) rule in our input chain. Omit to leave it as is.
+      - Add (true) or remove (false) the C(ct state invalid drop) rules in our input chain. Omit to leave it as is.
+      - The drop is scoped to the traffic of the table's SYNPROXY rules (one drop rule per SYNPROXY rule, with that
+        rule's matches), where SYNPROXY needs it; traffic on any other port is never dropped by a rule of ours, so a
+        flushed or expired entry costs an unprotected connection nothing. Without SYNPROXY rules it adds nothing
+        (with a warning).
+      - Tables written by earlier releases had one unscoped drop; the next run replaces it.
     type: bool
   persist:
     description:
@@ -187,7 +215,7 @@ removed:
   type: list
   elements: str
 drop_invalid:
-  description: Whether the invalid-drop rule is in the table after the task.
+  description: Whether scoped invalid-drop rules (for the SYNPROXY rules) are in the table after the task.
   returned: always
   type: bool
 persisted:

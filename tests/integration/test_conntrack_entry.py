@@ -209,7 +209,7 @@ def test_kernel_refusal_is_plain(ns):
     (dict(TCP, status=['SEEN_REPLY', 'BOGUS']), ['BOGUS', 'status flag']),
     (dict(TCP, status=['DYING']), ['DYING', 'managed by the kernel']),
     (dict(TCP, mark=1, mark_mask='0x1ffffffff'), ['mark_mask', 'out of range']),
-    (dict(TCP, mark=1, mark_mask='zz'), ['mark_mask', 'not a number']),
+    (dict(TCP, mark=1, mark_mask='zz'), ['mark_mask', 'not a whole number']),
     (dict(TCP, zone=70000), ['zone', '0-65535']),
     (dict(TCP, sport=None), ['sport', 'missing']),
     (dict(TCP, src='192.0.2.0/24'), ['src', 'no CIDR']),

@@ -226,7 +226,7 @@ BAD = [
     ({'entries': True, 'proto': 'tcp', 'state': ['OPEN']}, NS, "state 'OPEN' is not a tcp state"),
     ({'entries': True, 'status': ['NEW']}, NS, "status 'NEW' is not a conntrack status flag"),
     ({'entries': True, 'family': 'ipv4', 'src': '2001:db8::1'}, NS, 'addresses and family must agree'),
-    ({'entries': True, 'mark': 'zero'}, NS, "mark 'zero' is not a number"),
+    ({'entries': True, 'mark': 'zero'}, NS, "mark 'zero' is not a whole number"),
     ({'entries': True, 'limit': -5}, NS, 'limit -5 is negative'),
     ({'backend': 'files'}, NS, 'value of backend must be one of'),
     ({'namespace': '/proc/self/ns/mnt'}, None, 'is not a network namespace file'),

@@ -460,3 +460,10 @@ def test_unusable_paths_name_the_option(proc, path):
     with pytest.raises(ConntrackError) as info:
         run(proc, settings={'udp_timeout': 60}, persist=True, sysctl_file=path)
     assert info.value.option == 'sysctl_file' or 'sysctl_file' in info.value.msg
+
+
+@pytest.mark.parametrize('given', ['\u0663', '\u0663\u0660s', '\u00b2', '1e3', 'inf', float('inf'), float('nan'), 1.5])
+def test_values_are_ascii_whole_numbers(proc, given):
+    with pytest.raises(ConntrackError) as info:
+        _sysctl.parse_value(knob(proc, 'udp_timeout'), given)
+    assert info.value.option == 'value'
