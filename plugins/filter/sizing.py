@@ -129,6 +129,72 @@ def conntrack_memory(max_entries, buckets=None, entry_size=320, bits=64):
     return max_entries * entry_size + buckets * (_word(bits) // 8)
 
 
+def conntrack_tuning_plan(info, memtotal_mb, vcpus, max='auto', policy='kernel', per_core=32768,  # pylint: disable=redefined-builtin
+                          min=131072, ceiling=0, raise_only=True, buckets='auto', bucket_ratio=1,
+                          timeouts=None, persist=True, namespace='', force_lower=False):
+    """The tuning role's sizing policy for one host, from what ``conntrack_info`` reported (``info``).
+
+    Returns ``max`` and ``buckets`` (the values wanted), ``settings`` (what ``conntrack_sysctl`` is asked to
+    apply here: the global max and buckets only in the initial namespace, plus the timeouts), ``persist``,
+    ``notes`` (said in the report), ``refusal`` (a message when the plan would set max below the entries in
+    the table now, else None), and the two candidates ``by_kernel`` / ``by_cpus``.
+
+    * ``max``: ``auto`` = the policy's value (``kernel``: what the kernel would pick for this RAM;
+      ``per_core``: kube-proxy's max(per_core x CPUs, min)), cut to ``ceiling`` (0: none); with
+      ``raise_only`` a larger value in force is kept (and 0, "no limit", is never replaced); a number is taken
+      as it is.
+    * ``buckets``: ``auto`` = max / ``bucket_ratio`` rounded like the kernel (raise-only too), ``keep``, or a
+      number.
+    """
+    info = info or {}
+    kernel = info.get('kernel') or {}
+    global_ok = bool(kernel.get('initial_namespace', True))
+    now_max = _int(info.get('max', 0), 'info.max', minimum=0)
+    now_buckets = _int(info.get('buckets', 0), 'info.buckets', minimum=0)
+    count = _int(info.get('count', 0), 'info.count', minimum=0)
+    if policy not in ('kernel', 'per_core', 'fixed'):
+        raise AnsibleFilterError('policy must be kernel, per_core or fixed, got %r' % (policy,))
+    if policy == 'fixed' and str(max) == 'auto':
+        raise AnsibleFilterError('policy fixed needs max as a number, got auto')
+    by_kernel = conntrack_max_auto(memtotal_mb, unit='MiB')
+    by_cpus = conntrack_max_per_core(vcpus, per_core, min)
+    if str(max) == 'auto':
+        computed = by_cpus if policy == 'per_core' else by_kernel
+        ceiling = _int(ceiling, 'ceiling', minimum=0)
+        if ceiling:
+            computed = conntrack_clamp(computed, upper=ceiling)
+        keep_current = computed == 0 or (raise_only and (now_max == 0 or now_max > computed))
+        max_wanted = now_max if keep_current else computed
+    else:
+        max_wanted = _int(max, 'max', minimum=0)
+    if str(buckets) == 'keep':
+        buckets_wanted = now_buckets
+    elif str(buckets) == 'auto':
+        by_ratio = conntrack_buckets(max_wanted, ratio=bucket_ratio) if max_wanted > 0 else now_buckets
+        buckets_wanted = now_buckets if raise_only and now_buckets > by_ratio else by_ratio
+    else:
+        buckets_wanted = _int(buckets, 'buckets', minimum=1)
+    settings = {}
+    if global_ok:
+        settings['max'] = max_wanted
+        if str(buckets) != 'keep':
+            settings['buckets'] = buckets_wanted
+    settings.update(timeouts or {})
+    notes = []
+    if not global_ok:
+        notes.append('nf_conntrack_max and the buckets are global: not applied here (this host is a network '
+                     'namespace); set them on the machine that hosts it. Only per-namespace knobs were applied.')
+        if persist:
+            notes.append('not persisted: boot-time files apply to the initial network namespace only.')
+    refusal = None
+    if not force_lower and max_wanted and max_wanted < count:
+        refusal = ('refusing nf_conntrack_max %d: the table holds %d entries now, so new flows would be dropped '
+                   'until it drains. Choose at least %d, or set tuning_force_lower: true.' % (max_wanted, count, count))
+    return {'max': max_wanted, 'buckets': buckets_wanted, 'settings': settings, 'notes': notes,
+            'persist': bool(persist) and global_ok and not namespace, 'refusal': refusal,
+            'global_ok': global_ok, 'by_kernel': by_kernel, 'by_cpus': by_cpus}
+
+
 class FilterModule(object):
     """Sizing helpers for nf_conntrack_max and the hash table."""
 
@@ -141,4 +207,5 @@ class FilterModule(object):
             'conntrack_round_buckets': conntrack_round_buckets,
             'conntrack_clamp': conntrack_clamp,
             'conntrack_memory': conntrack_memory,
+            'conntrack_tuning_plan': conntrack_tuning_plan,
         }

@@ -547,6 +547,8 @@ def ensure(spec, check_mode=False):
             fresh = ctw.get_entry(conn, ident)
             if fresh is not None:
                 after = fresh
+        elif 'labels' in changes:
+            _probe_labels(conn, ident)  # changes nothing, and check mode then predicts the refusal
         show = 'timeout' in changes
         names = sorted(set('tcp_state' if k == 'protoinfo' else k for k in changes) - {'mark_mask', 'labels_mask'})
         result.update(changed=True, action='updated', entry=after, changes=names,
@@ -564,6 +566,14 @@ def _labels_error(exc):
     if getattr(exc, 'errno', None) == errno.ENOSPC:
         return ConntrackError(NO_ROOM_FOR_LABELS, option='labels')
     return exc
+
+
+def _probe_labels(conn, ident):
+    """Labels under an empty mask: the kernel changes nothing, but refuses (ENOSPC) an entry without room."""
+    try:
+        ctw.update_entry(conn, ident, {'labels': 0, 'labels_mask': 0})
+    except ConntrackError as exc:
+        raise _labels_error(exc)
 
 
 def _create(conn, ident, entry):
@@ -594,10 +604,7 @@ def _update(conn, ident, spec, current, changes):
     update = dict(changes)
     state = update.pop('protoinfo', None)
     if 'labels' in update:
-        try:
-            ctw.update_entry(conn, ident, {'labels': 0, 'labels_mask': 0})
-        except ConntrackError as exc:
-            raise _labels_error(exc)
+        _probe_labels(conn, ident)
     try:
         ctw.update_entry(conn, ident, update, state=state, protonum=spec.protonum)
     except ConntrackError:

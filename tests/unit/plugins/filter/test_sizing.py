@@ -90,3 +90,67 @@ def test_filter_names():
     names = sizing.FilterModule().filters()
     assert all(name.startswith('conntrack_') for name in names)
     assert set(names) >= {'conntrack_max_auto', 'conntrack_max_per_core', 'conntrack_buckets', 'conntrack_clamp'}
+
+
+# --- the tuning role's sizing policy ----------------------------------------------------------------
+
+def info(count=1000, max_=65536, buckets=65536, initial=True):
+    return {'count': count, 'max': max_, 'buckets': buckets, 'kernel': {'initial_namespace': initial}}
+
+
+def plan(information, **kw):
+    kw.setdefault('memtotal_mb', 16384)
+    kw.setdefault('vcpus', 8)
+    return sizing.conntrack_tuning_plan(information, **kw)
+
+
+def test_kernel_policy_raises_to_the_kernels_default_for_the_memory():
+    result = plan(info())
+    assert result['max'] == 262144 and result['buckets'] == 262144
+    assert result['settings'] == {'max': 262144, 'buckets': 262144}
+    assert result['persist'] is True and result['refusal'] is None and result['notes'] == []
+
+
+def test_raise_only_keeps_a_larger_value_and_no_limit():
+    assert plan(info(max_=1048576, buckets=524288))['max'] == 1048576
+    assert plan(info(max_=1048576, buckets=524288))['buckets'] == 1048576  # by ratio 1 from the kept max
+    assert plan(info(max_=0))['max'] == 0  # 0 means no limit: never replaced
+    assert plan(info(max_=1048576), raise_only=False)['max'] == 262144
+
+
+def test_per_core_and_ceiling():
+    assert plan(info(), policy='per_core', vcpus=16)['max'] == 524288
+    assert plan(info(), policy='per_core', vcpus=16, ceiling=300000)['max'] == 300000
+    assert plan(info(), policy='per_core', vcpus=1)['max'] == 131072  # the floor
+
+
+def test_numbers_keep_and_ratio():
+    assert plan(info(), max=500000, policy='fixed')['max'] == 500000
+    result = plan(info(), buckets='keep')
+    assert result['buckets'] == 65536 and 'buckets' not in result['settings']
+    assert plan(info(), bucket_ratio=4)['buckets'] == 65536
+    assert plan(info(), buckets=100000)['buckets'] == 100000
+
+
+def test_a_namespace_gets_timeouts_only_and_a_note():
+    result = plan(info(initial=False), timeouts={'udp_timeout': 30})
+    assert result['settings'] == {'udp_timeout': 30}
+    assert result['persist'] is False and len(result['notes']) == 2
+    assert plan(info(), namespace='pod1')['persist'] is False
+
+
+def test_refusal_below_the_count_unless_forced():
+    result = plan(info(count=300000), max=200000, policy='fixed')
+    assert 'refusing nf_conntrack_max 200000' in result['refusal'] and '300000' in result['refusal']
+    assert plan(info(count=300000), max=200000, policy='fixed', force_lower=True)['refusal'] is None
+
+
+@pytest.mark.parametrize('kw', [dict(policy='fixed'), dict(policy='bogus'), dict(max='lots')])
+def test_bad_plans(kw):
+    with pytest.raises(AnsibleFilterError):
+        plan(info(), **kw)
+
+
+def test_persist_given_as_inventory_text():
+    """INI inventories give strings: 'false' must not read as true (the role passes ``| bool``)."""
+    assert plan(info(initial=False), persist=False)['notes'] == [plan(info(initial=False))['notes'][0]]

@@ -257,3 +257,10 @@ def test_create_with_labels_sets_them_after_the_create(kernel):
     result = _entry.ensure(spec(labels=[3]))
     assert result['action'] == 'created'
     assert fake.calls[1] == ('update', {'labels': 1 << 3, 'labels_mask': (1 << 128) - 1}, None)
+
+
+def test_check_mode_predicts_the_labels_refusal(kernel):
+    fake = kernel(current())
+    with pytest.raises(ConntrackError, match='no room for labels'):
+        _entry.ensure(spec(labels=[3]), check_mode=True)
+    assert fake.calls == [('update', {'labels': 0, 'labels_mask': 0}, None)]
