@@ -356,9 +356,11 @@ def _shorten(text, size=200):
     return text if len(text) <= size else text[:size] + '...'
 
 
-def gather(params, namespace=None, initial_namespace=True):
-    """Build the conntrack_info result. Returns (result, warnings)."""
-    flt = validate(params)
+def gather(params, namespace=None, initial_namespace=True, flt=None):
+    """Build the conntrack_info result. Returns (result, warnings). ``flt``: the Filter ``validate`` returned
+    (validated once, before the namespace was entered)."""
+    if flt is None:
+        flt = validate(params)
     if not conntrack_available():
         raise ConntrackError('connection tracking is not active in this %s: /proc/sys/net/netfilter/'
                              'nf_conntrack_count is missing (nf_conntrack is not loaded or not built into this '

@@ -130,8 +130,8 @@ persisted:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
-    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, HelperPlan, plan_runner)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import HelperPlan, plan_runner
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 

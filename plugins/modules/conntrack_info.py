@@ -275,9 +275,10 @@ def main():
     module = new_module(argument_spec, supports_check_mode=True)
     namespace = module.params['namespace']
     try:
-        validate(module.params)  # bad input is reported before anything is opened
+        flt = validate(module.params)  # bad input is reported before anything is opened
         enter_namespace(namespace)
-        result, warnings = gather(module.params, namespace=namespace, initial_namespace=in_initial_namespace())
+        result, warnings = gather(module.params, namespace=namespace, initial_namespace=in_initial_namespace(),
+                                  flt=flt)
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library, reason=exc.reason))
     except ConntrackError as exc:

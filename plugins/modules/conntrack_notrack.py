@@ -225,8 +225,8 @@ persisted:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
-    DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE, NOTRACK_RULE_SPEC, NotrackPlan, plan_runner)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import NOTRACK_RULE_SPEC, NotrackPlan, plan_runner
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
