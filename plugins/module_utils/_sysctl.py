@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The conntrack knobs of the running kernel: catalogue, read, validate, write, persist.
+"""The conntrack knobs of the running kernel: catalogue, names, value checks, read and write.
 
-Private to the collection. Everything here takes plain values and returns plain
+Private to the collection. Boot-time files are ``_sysctlfiles``; conntrack_sysctl's plan-then-act is
+``_sysctltask``. Everything here takes plain values and returns plain
 values; errors are ``ConntrackError`` with a message meant for the user.
 
 Facts this file relies on (checked on Linux 6.18, see docs/sizing.md):
@@ -32,7 +33,6 @@ import stat
 import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, file_mode, read_file
 
 NETFILTER_DIR = '/proc/sys/net/netfilter'
 PREFIX = 'nf_conntrack_'
@@ -42,11 +42,6 @@ HASHSIZE_PARAM = '/sys/module/nf_conntrack/parameters/hashsize'
 SYS_MODULE_DIR = '/sys/module/nf_conntrack'
 PROC_MODULES = '/proc/modules'
 
-DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/90-netfilter-conntrack.conf'
-DEFAULT_MODPROBE_FILE = '/etc/modprobe.d/netfilter-conntrack.conf'
-DEFAULT_MODULES_LOAD_FILE = '/etc/modules-load.d/netfilter-conntrack.conf'
-SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
-HEADER = ('# Managed by Ansible (netfilter.conntrack.conntrack_sysctl); edits here are overwritten.\n')
 
 INT_MAX = 2 ** 31 - 1
 TIMEOUT_MAX = INT_MAX // 1000  # 2147483 s: what kernels of any HZ <= 1000 accept
@@ -357,17 +352,17 @@ def write_value(knob, value):
             handle.write('%d\n' % value)
     except (IOError, OSError) as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise ConntrackError('%s is read-only here (%s): %s' % (knob.sysctl, exc.strerror, _why_read_only(knob)),
+            raise ConntrackError('%s is read-only here (%s): %s' % (knob.sysctl, exc.strerror, why_read_only(knob)),
                                  option='name')
         if exc.errno == errno.ENOMEM:
             raise ConntrackError('%s: the kernel could not allocate %d buckets (out of memory)' % (knob.sysctl, value),
                                  option='value')
         if exc.errno in (errno.EOPNOTSUPP, errno.EIO) and knob.scope == 'global':
-            raise ConntrackError('%s: %s' % (knob.sysctl, _why_read_only(knob)), option='name')
+            raise ConntrackError('%s: %s' % (knob.sysctl, why_read_only(knob)), option='name')
         raise ConntrackError('the kernel refused %s = %d: %s' % (knob.sysctl, value, exc.strerror), option='value')
 
 
-def _why_read_only(knob):
+def why_read_only(knob):
     if knob.read_only:
         return '%s is a counter the kernel maintains; it cannot be set' % knob.sysctl
     if knob.scope == 'global':
@@ -411,348 +406,3 @@ def conntrack_module_kind(proc_modules=PROC_MODULES, sys_module_dir=SYS_MODULE_D
     except (IOError, OSError):
         pass
     return 'unknown'
-
-
-# ---------------------------------------------------------------- persisted files
-
-def parse_sysctl_text(text):
-    """{sysctl name: value text} from a sysctl.d file (comments and blanks skipped, last one wins)."""
-    values = {}
-    for line in (text or '').splitlines():
-        line = line.strip()
-        if not line or line[0] in '#;':
-            continue
-        if '=' not in line:
-            continue
-        key, value = line.split('=', 1)
-        key = key.strip().lstrip('-').replace('/', '.')
-        values[key] = value.strip()
-    return values
-
-
-def render_sysctl_text(values):
-    """Our sysctl.d file for ``{sysctl name: int}``; None when there is nothing to keep."""
-    if not values:
-        return None
-    lines = [HEADER]
-    for key in sorted(values):
-        lines.append('%s = %s\n' % (key, values[key]))
-    return ''.join(lines)
-
-
-def parse_modprobe_hashsize(text):
-    """The hashsize in an ``options nf_conntrack hashsize=N`` line, or None."""
-    for line in (text or '').splitlines():
-        words = line.split('#', 1)[0].split()
-        if len(words) >= 3 and words[0] == 'options' and words[1] == 'nf_conntrack':
-            for word in words[2:]:
-                if word.startswith('hashsize='):
-                    try:
-                        return int(word.split('=', 1)[1])
-                    except ValueError:
-                        return None
-    return None
-
-
-def render_modprobe_text(hashsize):
-    if hashsize is None:
-        return None
-    return HEADER + 'options nf_conntrack hashsize=%d\n' % hashsize
-
-
-def render_modules_load_text():
-    return HEADER + '# Load nf_conntrack before systemd-sysctl applies the conntrack sysctls.\nnf_conntrack\n'
-
-
-def overriding_files(sysctl_file, keys, dirs=SYSCTL_DIRS):
-    """Files applied after ``sysctl_file`` at boot (systemd-sysctl order) that set one of ``keys``."""
-    if os.path.dirname(sysctl_file) not in dirs:
-        return []
-    ours = os.path.basename(sysctl_file)
-    seen = {}
-    for directory in dirs:
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith('.conf') and name not in seen:
-                seen[name] = os.path.join(directory, name)
-    found = []
-    for name in sorted(seen):
-        if name <= ours:
-            continue
-        text = read_file_quiet(seen[name])
-        hits = sorted(set(_canonical_key(k) for k in parse_sysctl_text(text)) & set(keys))
-        if hits:
-            found.append('%s (%s)' % (seen[name], ', '.join(hits)))
-    return found
-
-
-def read_file_quiet(path):
-    try:
-        return read_file(path) or ''
-    except ConntrackError:
-        return ''
-
-
-def _canonical_key(key):
-    return 'net.netfilter.nf_conntrack_max' if key == MAX_ALIAS else key
-
-
-# ---------------------------------------------------------------- the engine
-
-class SysctlManager(object):
-    """Plan and carry out one conntrack_sysctl task.
-
-    ``params`` is the module's params dict. ``initial_namespace`` says whether global
-    knobs are writable here. Paths are injectable for tests.
-    """
-
-    def __init__(self, params, initial_namespace=True, netfilter_dir=NETFILTER_DIR, module_kind=None,
-                 namespace=None):
-        self.params = params
-        self.initial_namespace = initial_namespace
-        self.namespace = namespace
-        self.netfilter_dir = netfilter_dir
-        self.warnings = []
-        kind = params.get('conntrack_module') or 'auto'
-        self.module_kind = module_kind if kind == 'auto' and module_kind else (
-            conntrack_module_kind() if kind == 'auto' else kind)
-        self.catalogue = read_catalogue(netfilter_dir)
-        self.loaded = any(not knob.companion for knob in self.catalogue.values())
-
-    # -- input
-    def requested(self):
-        """[(name as given, value)] from name/value or settings."""
-        params = self.params
-        if params.get('settings'):
-            return list(params['settings'].items())
-        if params.get('name'):
-            return [(params['name'], params.get('value'))]
-        return []
-
-    def validate(self):
-        """Resolve and check every requested knob; return [(Knob, int or None)] (None for state=absent)."""
-        params = self.params
-        state = params.get('state') or 'present'
-        apply = params.get('apply', True)
-        persist = params.get('persist', False)
-        catalogue = self.catalogue
-        items = self.requested()
-        if not self.loaded:
-            if items and state == 'present' and apply:
-                raise ConntrackError(
-                    'nf_conntrack is not loaded in this kernel (no %s/nf_conntrack_* files); load it first '
-                    '(load_module: true) or persist only with apply: false' % self.netfilter_dir)
-            catalogue = static_catalogue(self.netfilter_dir)
-        if (persist or state == 'absent') and not self.initial_namespace:
-            raise ConntrackError(
-                'persist and state=absent manage boot-time files, which are applied in the initial network '
-                'namespace only (a network namespace starts from the kernel defaults every time it is '
-                'created); set the values with persist: false from whatever creates the namespace, or run '
-                'the task on the host without namespace')
-        if state == 'present' and params.get('name') and params.get('value') is None:
-            raise ConntrackError('name=%s needs a value (state=present)' % params['name'], option='value')
-        plan = []
-        seen = {}
-        for name, value in items:
-            knob = resolve(name, catalogue)
-            if knob.short in seen:
-                raise ConntrackError('%s is given twice (as %r and %r)' % (knob.sysctl, seen[knob.short], name),
-                                     option='settings')
-            seen[knob.short] = name
-            if knob.read_only:
-                raise ConntrackError('%s is read-only: %s' % (knob.sysctl, _why_read_only(knob)), option='name')
-            if state == 'absent':
-                plan.append((knob, None))
-                continue
-            number = parse_value(knob, value)
-            if apply and knob.scope == 'global' and not self.initial_namespace:
-                where = ('namespace %r' % self.namespace) if self.namespace else 'this network namespace'
-                raise ConntrackError(
-                    '%s is global: it can only be changed from the initial network namespace (the host), '
-                    'not from %s; run the task on the host without namespace (per-namespace knobs such as '
-                    'timeouts can be set here)' % (knob.sysctl, where), option='name')
-            if apply and knob.present and not knob.writable:
-                raise ConntrackError('%s is read-only here: %s' % (knob.sysctl, _why_read_only(knob)), option='name')
-            plan.append((knob, number))
-        if state == 'present':
-            self._check_pairs(plan)
-        return plan
-
-    def _check_pairs(self, plan):
-        wanted = dict((knob.short, value) for knob, value in plan)
-        if 'frag6_low_thresh' in wanted or 'frag6_high_thresh' in wanted:
-            low = wanted.get('frag6_low_thresh', self._current('frag6_low_thresh'))
-            high = wanted.get('frag6_high_thresh', self._current('frag6_high_thresh'))
-            if low is not None and high is not None and low > high:
-                raise ConntrackError('nf_conntrack_frag6_low_thresh (%d) must not exceed nf_conntrack_frag6_high_thresh '
-                                     '(%d)' % (low, high), option='settings')
-        if 'max' in wanted and self.params.get('apply', True) and not self.params.get('force'):
-            count = self._current('count')
-            if wanted['max'] and count is not None and wanted['max'] < count:
-                raise ConntrackError(
-                    'refusing to set nf_conntrack_max to %d: the table holds %d entries now, so every new flow '
-                    'would be dropped until it drains; choose at least %d, or set force: true'
-                    % (wanted['max'], count, count), option='value')
-
-    def _current(self, short):
-        knob = self.catalogue.get(short)
-        return read_value(knob) if knob else None
-
-    # -- the run
-    def run(self, check_mode=False):
-        params = self.params
-        plan = self.validate()
-        state = params.get('state') or 'present'
-        result = dict(changed=False, settings={}, files=dict(written=[], removed=[]),
-                      initial_namespace=self.initial_namespace, conntrack_module=self.module_kind)
-        diffs = []
-        if not plan and state == 'present':
-            result['catalogue'] = dict((s, k.to_dict(read_value(k))) for s, k in sorted(self.catalogue.items()))
-            return result
-
-        # a failure anywhere puts back what was already changed: the runtime values, then the files
-        self.files = FileChanges()
-        self.applied = []
-        try:
-            if state == 'present' and params.get('apply', True):
-                self._apply(plan, check_mode, result, diffs)
-            if state == 'present' and params.get('persist'):
-                self._persist(plan, check_mode, result, diffs)
-            if state == 'absent':
-                self._unpersist(plan, check_mode, result, diffs)
-        except ConntrackError:
-            self.files.rollback()
-            self._restore(self.applied)
-            raise
-        result['diff'] = diffs
-        result['warnings'] = self.warnings
-        return result
-
-    def _apply(self, plan, check_mode, result, diffs):
-        before, after, todo = [], [], []
-        for knob, value in plan:
-            old = read_value(knob)
-            entry = dict(old=old, new=value, changed=old != value)
-            result['settings'][knob.sysctl] = entry
-            before.append('%s = %s\n' % (knob.sysctl, old))
-            after.append('%s = %s\n' % (knob.sysctl, value))
-            if old != value:
-                todo.append((knob, old, value))
-        if not todo:
-            return
-        result['changed'] = True
-        diffs.append(dict(before_header='running kernel (before)', after_header='running kernel (after)',
-                          before=''.join(before), after=''.join(after)))
-        if check_mode:
-            return
-        done = []
-        try:
-            for knob, old, value in self._write_order(todo):
-                write_value(knob, value)
-                done.append((knob, old))
-                now = read_value(knob)
-                result['settings'][knob.sysctl]['new'] = now
-                if now != value:
-                    self.warnings.append('%s: wrote %d, the kernel reports %s' % (knob.sysctl, value, now))
-        except ConntrackError:
-            self._restore(done)
-            raise
-        self.applied = done
-
-    def _restore(self, done):
-        for knob, old in reversed(done):
-            if old is None:
-                continue
-            try:
-                write_value(knob, old)
-            except ConntrackError:
-                self.warnings.append('could not restore %s to %s' % (knob.sysctl, old))
-
-    @staticmethod
-    def _write_order(todo):
-        """Raise frag6_high before low when growing, low before high when shrinking (kernel checks low <= high)."""
-        def key(item):
-            knob, old, value = item
-            if knob.short == 'frag6_high_thresh':
-                return 0 if old is None or value >= old else 2
-            if knob.short == 'frag6_low_thresh':
-                return 1
-            return 1
-        return sorted(todo, key=key)
-
-    def _paths(self):
-        params = self.params
-        # an explicit empty path is an error of that option (refused by the file layer), not the default
-        return tuple(default if params.get(key) is None else params[key] for key, default in (
-            ('sysctl_file', DEFAULT_SYSCTL_FILE), ('modprobe_file', DEFAULT_MODPROBE_FILE),
-            ('modules_load_file', DEFAULT_MODULES_LOAD_FILE)))
-
-    def _persist(self, plan, check_mode, result, diffs):
-        sysctl_file, modprobe_file, modules_load_file = self._paths()
-        old_text = read_file(sysctl_file, 'sysctl_file')
-        values = dict((_canonical_key(k), v) for k, v in parse_sysctl_text(old_text).items())
-        for knob, value in plan:
-            values[knob.sysctl] = str(value)
-        desired = {sysctl_file: render_sysctl_text(values)}
-        buckets = [value for knob, value in plan if knob.short == 'buckets']
-        if self.module_kind == 'loadable':
-            if buckets:
-                desired[modprobe_file] = render_modprobe_text(buckets[0])
-            desired[modules_load_file] = render_modules_load_text()
-        elif self.module_kind == 'builtin':
-            if buckets and render_sysctl_text(values) != old_text:
-                self.warnings.append(
-                    'nf_conntrack is built into this kernel: modprobe.d options are never read, so the hash size '
-                    'is persisted as net.netfilter.nf_conntrack_buckets in %s (applied at boot by systemd-sysctl); '
-                    'the kernel command line parameter nf_conntrack.hashsize=%d sets it even earlier'
-                    % (sysctl_file, buckets[0]))
-        else:
-            self.warnings.append('could not tell whether nf_conntrack is built in or a loadable module; '
-                                 'set conntrack_module to write the modprobe.d and modules-load.d files')
-        self._sync_files(desired, check_mode, result, diffs)
-        later = overriding_files(sysctl_file, [k.sysctl for k, v in plan])
-        if later:
-            self.warnings.append('these files are applied after %s at boot and override it: %s'
-                                 % (sysctl_file, '; '.join(later)))
-
-    def _unpersist(self, plan, check_mode, result, diffs):
-        sysctl_file, modprobe_file, modules_load_file = self._paths()
-        if not plan:
-            desired = {sysctl_file: None, modprobe_file: None, modules_load_file: None}
-        else:
-            values = dict((_canonical_key(k), v) for k, v in parse_sysctl_text(read_file(sysctl_file, 'sysctl_file')).items())
-            for knob, value in plan:
-                values.pop(knob.sysctl, None)
-            desired = {sysctl_file: render_sysctl_text(values)}
-            if any(knob.short == 'buckets' for knob, value in plan):
-                desired[modprobe_file] = None
-            if not values:
-                desired[modules_load_file] = None
-        self._sync_files(desired, check_mode, result, diffs)
-
-    def _sync_files(self, desired, check_mode, result, diffs):
-        options = dict(zip(self._paths(), ('sysctl_file', 'modprobe_file', 'modules_load_file')))
-        for path in sorted(desired):
-            text = desired[path]
-            option = options.get(path)
-            old = read_file(path, option)
-            mode_ok = text is None or old is None or file_mode(path) == 0o644
-            if old == text and mode_ok:
-                continue
-            if text is None and old is None:
-                continue
-            result['changed'] = True
-            diffs.append(dict(before_header=path if old is not None else '%s (absent)' % path,
-                              after_header=path if text is not None else '%s (absent)' % path,
-                              before=old or '', after=text or ''))
-            if text is None:
-                result['files']['removed'].append(path)
-                if not check_mode:
-                    self.files.remove(path, option)
-            else:
-                result['files']['written'].append(path)
-                if not check_mode:
-                    self.files.write(path, text, option=option)

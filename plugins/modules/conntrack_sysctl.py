@@ -234,7 +234,7 @@ diff:
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl, _sysctlfiles, _sysctltask
 
 
 def main():
@@ -246,9 +246,9 @@ def main():
         apply=dict(type='bool', default=True),
         persist=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
-        sysctl_file=dict(type='path', default=_sysctl.DEFAULT_SYSCTL_FILE),
-        modprobe_file=dict(type='path', default=_sysctl.DEFAULT_MODPROBE_FILE),
-        modules_load_file=dict(type='path', default=_sysctl.DEFAULT_MODULES_LOAD_FILE),
+        sysctl_file=dict(type='path', default=_sysctlfiles.DEFAULT_SYSCTL_FILE),
+        modprobe_file=dict(type='path', default=_sysctlfiles.DEFAULT_MODPROBE_FILE),
+        modules_load_file=dict(type='path', default=_sysctlfiles.DEFAULT_MODULES_LOAD_FILE),
         conntrack_module=dict(type='str', default='auto', choices=['auto', 'builtin', 'loadable']),
         load_module=dict(type='bool', default=False),
     )
@@ -267,7 +267,7 @@ def main():
                 if rc != 0:
                     raise ConntrackError('load_module: modprobe nf_conntrack failed: %s' % (err or out).strip(),
                                          option='load_module')
-        manager = _sysctl.SysctlManager(params, initial_namespace=in_initial_namespace(),
+        manager = _sysctltask.SysctlManager(params, initial_namespace=in_initial_namespace(),
                                         namespace=params['namespace'])
         return manager.run(check_mode=check_mode)
 

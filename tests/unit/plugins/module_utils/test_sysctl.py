@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl, _sysctlfiles, _sysctltask
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 
 KNOBS = {
@@ -173,7 +173,7 @@ def test_unknown_kernel_knob_takes_any_integer(proc):
 # ---------------------------------------------------------------- the engine
 
 def run(proc, check_mode=False, initial=True, **kw):
-    manager = _sysctl.SysctlManager(params(**kw), initial_namespace=initial, netfilter_dir=proc,
+    manager = _sysctltask.SysctlManager(params(**kw), initial_namespace=initial, netfilter_dir=proc,
                                     module_kind=kw.get('conntrack_module', 'builtin'))
     return manager.run(check_mode=check_mode)
 
@@ -242,10 +242,10 @@ def test_frag6_pair(proc):
     with pytest.raises(ConntrackError) as exc:
         run(proc, name='frag6_low_thresh', value=5000000)
     assert 'must not exceed' in exc.value.msg
-    order = _sysctl.SysctlManager._write_order(
+    order = _sysctltask.SysctlManager._write_order(
         [(knob(proc, 'frag6_low_thresh'), 3145728, 6000000), (knob(proc, 'frag6_high_thresh'), 4194304, 8000000)])
     assert [k.short for k, o, n in order] == ['frag6_high_thresh', 'frag6_low_thresh']
-    order = _sysctl.SysctlManager._write_order(
+    order = _sysctltask.SysctlManager._write_order(
         [(knob(proc, 'frag6_high_thresh'), 4194304, 2000000), (knob(proc, 'frag6_low_thresh'), 3145728, 1000000)])
     assert [k.short for k, o, n in order] == ['frag6_low_thresh', 'frag6_high_thresh']
 
@@ -257,7 +257,7 @@ def test_write_failure_rolls_back(proc, monkeypatch):
         if k.short == 'udp_timeout':
             raise ConntrackError('the kernel refused it')
         real(k, v)
-    monkeypatch.setattr(_sysctl, 'write_value', failing)
+    monkeypatch.setattr(_sysctl, 'write_value', failing)  # _sysctltask calls it through the module
     with pytest.raises(ConntrackError):
         run(proc, settings={'acct': 1, 'udp_timeout': 60})
     assert value(proc, 'nf_conntrack_acct') == '0'
@@ -293,7 +293,7 @@ def test_persist_builtin_writes_sysctl_file_only(proc, files):
 def test_persist_loadable_writes_modprobe_and_modules_load(proc, files):
     run(proc, settings={'max': 300000, 'buckets': 65536}, persist=True, conntrack_module='loadable', **files)
     assert 'options nf_conntrack hashsize=65536\n' in open(files['modprobe_file']).read()
-    assert _sysctl.parse_modprobe_hashsize(open(files['modprobe_file']).read()) == 65536
+    assert _sysctlfiles.parse_modprobe_hashsize(open(files['modprobe_file']).read()) == 65536
     assert open(files['modules_load_file']).read().splitlines()[-1] == 'nf_conntrack'
     assert mode(files['modprobe_file']) == 0o644 and mode(files['modules_load_file']) == 0o644
 
@@ -301,7 +301,7 @@ def test_persist_loadable_writes_modprobe_and_modules_load(proc, files):
 def test_persist_merges_with_earlier_tasks_and_apply_false(proc, files):
     run(proc, name='udp_timeout', value=60, persist=True, **files)
     result = run(proc, name='max', value=300000, persist=True, apply=False, **files)
-    values = _sysctl.parse_sysctl_text(open(files['sysctl_file']).read())
+    values = _sysctlfiles.parse_sysctl_text(open(files['sysctl_file']).read())
     assert values == {'net.netfilter.nf_conntrack_udp_timeout': '60', 'net.netfilter.nf_conntrack_max': '300000'}
     assert value(proc, 'nf_conntrack_max') == '262144'
     assert result['settings'] == {}
@@ -354,13 +354,13 @@ def test_not_loaded(tmp_path, files):
 
 
 def test_file_round_trip():
-    text = _sysctl.render_sysctl_text({'net.netfilter.nf_conntrack_max': 5, 'net.netfilter.nf_conntrack_acct': 1})
-    assert _sysctl.parse_sysctl_text(text) == {'net.netfilter.nf_conntrack_max': '5', 'net.netfilter.nf_conntrack_acct': '1'}
-    assert _sysctl.parse_sysctl_text('; c\n-net.netfilter.nf_conntrack_max=7\nbad line\n') == {
+    text = _sysctlfiles.render_sysctl_text({'net.netfilter.nf_conntrack_max': 5, 'net.netfilter.nf_conntrack_acct': 1})
+    assert _sysctlfiles.parse_sysctl_text(text) == {'net.netfilter.nf_conntrack_max': '5', 'net.netfilter.nf_conntrack_acct': '1'}
+    assert _sysctlfiles.parse_sysctl_text('; c\n-net.netfilter.nf_conntrack_max=7\nbad line\n') == {
         'net.netfilter.nf_conntrack_max': '7'}
-    assert _sysctl.render_sysctl_text({}) is None
-    assert _sysctl.parse_modprobe_hashsize('options nf_conntrack expect_hashsize=5 hashsize=8192 # x') == 8192
-    assert _sysctl.parse_modprobe_hashsize('options other hashsize=8192') is None
+    assert _sysctlfiles.render_sysctl_text({}) is None
+    assert _sysctlfiles.parse_modprobe_hashsize('options nf_conntrack expect_hashsize=5 hashsize=8192 # x') == 8192
+    assert _sysctlfiles.parse_modprobe_hashsize('options other hashsize=8192') is None
 
 
 def test_overriding_files(tmp_path):
@@ -370,7 +370,7 @@ def test_overriding_files(tmp_path):
     (d1 / '10-early.conf').write_text('net.netfilter.nf_conntrack_max = 1\n')
     (d2 / '99-late.conf').write_text('net.nf_conntrack_max = 2\n')
     ours = str(d1 / '90-netfilter-conntrack.conf')
-    found = _sysctl.overriding_files(ours, ['net.netfilter.nf_conntrack_max'], dirs=(str(d1), str(d2)))
+    found = _sysctlfiles.overriding_files(ours, ['net.netfilter.nf_conntrack_max'], dirs=(str(d1), str(d2)))
     assert found == ['%s (net.netfilter.nf_conntrack_max)' % (d2 / '99-late.conf')]
 
 
@@ -411,7 +411,7 @@ def test_companions_alone_do_not_count_as_conntrack_loaded(tmp_path):
     netfilter.mkdir(parents=True)
     ipv4.mkdir(parents=True)
     (ipv4 / 'tcp_syncookies').write_text('1\n')
-    manager = _sysctl.SysctlManager({'name': 'max', 'value': 1}, netfilter_dir=str(netfilter), module_kind='builtin')
+    manager = _sysctltask.SysctlManager({'name': 'max', 'value': 1}, netfilter_dir=str(netfilter), module_kind='builtin')
     assert not manager.loaded
 
 
