@@ -22,6 +22,7 @@ import copy
 import decimal
 
 from ansible.module_utils import basic
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 
@@ -35,8 +36,27 @@ def _infinite(value):
         return False
 
 
+def _dict_like(value):
+    """True when ansible-core's dict conversion takes ``value`` (a dict, JSON text or key=value text)."""
+    if isinstance(value, dict):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        check_type_dict(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _option_names(option):
+    return ', '.join(sorted((option.get('options') or {}).keys()))
+
+
 def _relax(spec, params, prefix, bad):
-    """A copy of ``spec`` in which every int option holding an infinite number is raw; their paths in ``bad``."""
+    """A copy of ``spec`` in which every option that would make ansible-core's checks raise instead of report
+    (an int option holding an infinite number; a dict or a list of dicts with sub-options holding something
+    that is no dict) takes its value as raw; their paths, values and what is allowed go to ``bad``."""
     spec = copy.deepcopy(spec)
     if not isinstance(params, dict):
         return spec
@@ -48,36 +68,47 @@ def _relax(spec, params, prefix, bad):
         kind = option.get('type', 'str')
         if kind == 'int' and _infinite(value):
             option['type'] = 'raw'
-            bad.append((path, value))
-        elif kind == 'list' and isinstance(value, list):
-            if option.get('elements') == 'int' and any(_infinite(v) for v in value):
-                option['elements'] = 'raw'
-                bad.append((path, next(v for v in value if _infinite(v))))
-            elif option.get('options'):
-                for index, item in enumerate(value):
-                    option['options'] = _relax(option['options'], item, '%s[%d].' % (path, index), bad)
+            bad.append((path, value, 'a whole number (infinity is not a value here)'))
         elif kind == 'dict' and option.get('options'):
-            option['options'] = _relax(option['options'], value, path + '.', bad)
+            if not _dict_like(value):
+                bad.append((path, value, 'a dictionary (of %s)' % _option_names(option)))
+                option.update(type='raw', options=None)
+            elif isinstance(value, dict):
+                option['options'] = _relax(option['options'], value, path + '.', bad)
+        elif kind == 'list':
+            items = value if isinstance(value, list) else None
+            if option.get('elements') == 'int' and items and any(_infinite(v) for v in items):
+                option['elements'] = 'raw'
+                bad.append((path, next(v for v in items if _infinite(v)), 'a list of whole numbers'))
+            elif option.get('elements') == 'dict' and option.get('options'):
+                wrong = [(i, v) for i, v in enumerate(items if items is not None else [value]) if not _dict_like(v)]
+                if wrong:
+                    index, item = wrong[0]
+                    bad.append(('%s[%d]' % (path, index) if items is not None else path, item,
+                                'a list of dictionaries (of %s)' % _option_names(option)))
+                    option.update(type='raw', elements=None, options=None)
+                else:
+                    for index, item in enumerate(items or ()):
+                        if isinstance(item, dict):
+                            option['options'] = _relax(option['options'], item, '%s[%d].' % (path, index), bad)
     return spec
 
 
 def new_module(argument_spec, **kwargs):
-    """``AnsibleModule(argument_spec=argument_spec, **kwargs)``, closing one gap of ansible-core's checks.
+    """``AnsibleModule(argument_spec=argument_spec, **kwargs)``, closing gaps of ansible-core's checks.
 
     ansible-core converts int options through Decimal, so ``inf``, ``Infinity`` or YAML's ``.inf`` raise
-    OverflowError inside AnsibleModule (a traceback) instead of a message. Then those options are taken as
-    raw for a second parse and the task fails with a message naming the option.
+    OverflowError inside AnsibleModule (a traceback) instead of a message; a dict option with sub-options given
+    a number raises TypeError; one given text that is no dict fails without naming the option. Such values are
+    found first, their options taken as raw for the parse, and the task fails naming the option.
     """
-    try:
-        return basic.AnsibleModule(argument_spec=argument_spec, **kwargs)
-    except OverflowError:
-        pass
     bad = []
     relaxed = _relax(argument_spec, basic._load_params(), '', bad)  # pylint: disable=protected-access
+    if not bad:
+        return basic.AnsibleModule(argument_spec=argument_spec, **kwargs)
     module = basic.AnsibleModule(argument_spec=relaxed, **kwargs)
-    path, value = bad[0] if bad else ('an option', 'inf')
-    module.fail_json(msg='%s %r is not a whole number: give an integer (infinity is not a value here)'
-                     % (path, value))
+    path, value, allowed = bad[0]
+    module.fail_json(msg='%s %r is not %s' % (path, value, allowed))
     return None  # not reached: fail_json exits
 
 
