@@ -22,6 +22,7 @@ import shutil
 import subprocess
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import PORT_PROTO_NAMES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, read_file
 from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
     check_ifname, parse_int, parse_network, parse_port_spec)
@@ -42,8 +43,8 @@ CHAINS = (
     ('helpers_in', 'type filter hook prerouting priority filter; policy accept;'),
     ('helpers_out', 'type filter hook output priority filter; policy accept;'),
 )
-PORT_PROTOS = ('tcp', 'udp', 'sctp', 'dccp', 'udplite')
-PROTOS = PORT_PROTOS + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
+# the protocols a rule may match: those with ports (_ctvocab's names), and a few without
+PROTOS = PORT_PROTO_NAMES + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
 DIRECTIONS = ('inbound', 'output', 'both')
 COMMENT_RE = re.compile(r'comment "nc:([a-z_]+)(?::([0-9a-f]+))?"')
 SET_RE = re.compile(r'^\tset (cl[46]_[0-9a-f]+) \{$')
@@ -206,8 +207,8 @@ def normalize_notrack(rule, index):
                                  option='rules')
     dport = _ports(rule.get('dport'), 'dport', index)
     sport = _ports(rule.get('sport'), 'sport', index)
-    if (dport or sport) and proto not in PORT_PROTOS:
-        raise ConntrackError('rules[%d]: ports need proto set to one of %s' % (index, ', '.join(PORT_PROTOS)),
+    if (dport or sport) and proto not in PORT_PROTO_NAMES:
+        raise ConntrackError('rules[%d]: ports need proto set to one of %s' % (index, ', '.join(PORT_PROTO_NAMES)),
                              option='rules')
     family = rule.get('family') or 'both'
     nets = {}
