@@ -218,11 +218,11 @@ def _selection_batch(flt, exact, sample, sample_size, delete):
     from_bytes = int.from_bytes
     miss = b'' if delete else 0
 
-    def fast(v, family, icmp, zoned, buf, start, p, end):
+    def fast(v, family, icmp, zoned, buf, p, end):
         entry = None
         if pred is not None:
             if checks is None or icmp:
-                entry = fixed_entry(v, family, icmp, zoned, buf, start, p, end)  # the Python predicate on the entry
+                entry = fixed_entry(v, family, icmp, zoned, buf, p, end)  # the Python predicate on the entry
                 if not pred(entry):
                     return miss
             else:
@@ -230,10 +230,10 @@ def _selection_batch(flt, exact, sample, sample_size, delete):
                     if af != family or from_bytes(v[index], 'big') & mask != net:
                         return miss
         if len(sample) < sample_size:
-            sample.append(entry or fixed_entry(v, family, icmp, zoned, buf, start, p, end))
+            sample.append(entry or fixed_entry(v, family, icmp, zoned, buf, p, end))
         if not delete:
             return 1
-        return delete_request(buf, start, family, icmp, zoned)
+        return delete_request(buf, p, family, icmp, zoned)
 
     def fallback(buf, start, end, family):
         entry = None

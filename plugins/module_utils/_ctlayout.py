@@ -119,9 +119,9 @@ _PROTOINFO_PROTOS = frozenset(PROTO_STATES)
 
 def layout_batch(decode_fast, fallback):
     """A batch decoder: ``decode(buf, n, seq, out)`` appends what ``decode_fast(values, family, icmp, zoned, buf,
-    start, rest, end)`` (or, for an entry outside the fixed layouts or refused by it, or for every entry when
+    rest, end)`` (or, for an entry outside the fixed layouts or refused by it, or for every entry when
     ``decode_fast`` is None, ``fallback(buf, start, end, family)``) makes of every entry of the datagram
-    ``buf[:n]`` to ``out``. ``start`` is where the entry's attributes start, ``rest`` where those after the
+    ``buf[:n]`` to ``out``. ``start`` is where the entry's attributes start, ``rest`` where those after its
     fixed part do. Returns None while the dump goes on, 0 at its end, an errno when the kernel answered with
     an error."""
     hdr_of = HDR.unpack_from
@@ -133,20 +133,21 @@ def layout_batch(decode_fast, fallback):
     icmp_protos = ICMP_PROTOS
     zone_hdr = _HDR_ZONE
     be32 = _unpack_be32
+    hdrlen, nfnl_hdrlen, nfnl_min, done, error = NLMSG_HDRLEN, NFNL_HDRLEN, NFNL_MSG_MIN, NLMSG_DONE, NLMSG_ERROR
 
     def decode(buf, n, seq, out):
         append = out.append
         off = 0
         # _nlwire.iter_messages' walk, inline: a generator step per entry costs more than the rest of a
         # JSON entry's decoding
-        while off + NLMSG_HDRLEN <= n:
+        while off + hdrlen <= n:
             mlen, mtype, _mflags, mseq, _pid = hdr_of(buf, off)
-            if mlen < NLMSG_HDRLEN or off + mlen > n:
+            if mlen < hdrlen or off + mlen > n:
                 break
             if mseq == seq:
-                if mtype >= NFNL_MSG_MIN:
-                    family = buf[off + NLMSG_HDRLEN]
-                    start = off + NFNL_HDRLEN
+                if mtype >= nfnl_min:
+                    family = buf[off + hdrlen]
+                    start = off + nfnl_hdrlen
                     end = off + mlen
                     item = None
                     at = num_at.get(family) if decode_fast is not None else None
@@ -156,12 +157,12 @@ def layout_batch(decode_fast, fallback):
                         zoned = zat + 4 <= end and be32(buf, zat)[0] == zone_hdr
                         size, mask, expect, unpack = match[family, icmp, zoned]
                         if start + size <= end and from_bytes(buf[start:start + size], 'big') & mask == expect:
-                            item = decode_fast(unpack(buf, start), family, icmp, zoned, buf, start, start + size, end)
+                            item = decode_fast(unpack(buf, start), family, icmp, zoned, buf, start + size, end)
                     append(fallback(buf, start, end, family) if item is None else item)
-                elif mtype == NLMSG_DONE:
+                elif mtype == done:
                     return 0
-                elif mtype == NLMSG_ERROR:
-                    return -err_of(buf, off + NLMSG_HDRLEN)[0]
+                elif mtype == error:
+                    return -err_of(buf, off + hdrlen)[0]
             off += (mlen + 3) & ~3
         return None
     return decode
@@ -189,7 +190,7 @@ def _addr(af, raw):
     return text
 
 
-def fixed_entry(v, family, icmp, zoned, buf, start, p, end):
+def fixed_entry(v, family, icmp, zoned, buf, p, end):
     """The entry dict of an entry of a fixed layout, from its values: what ``decode_ct`` makes of it, key
     order included (see _ctcodec.PORTS_KEY_ORDER)."""
     get = _ADDR_GET
@@ -282,12 +283,12 @@ def _json_rest(parts, buf, p, end):
     return True
 
 
-def _json_fast(v, family, icmp, zoned, buf, start, p, end):
+def _json_fast(v, family, icmp, zoned, buf, p, end):
     """The JSON text of an entry of a fixed layout from its values, or None."""
     t = (12 if icmp else 10) + zoned  # where STATUS is in the values
     status = v[t]
     if status & NAT_BITS:  # the snat/dnat descriptions: from the entry dict
-        return json.dumps(fixed_entry(v, family, icmp, zoned, buf, start, p, end))
+        return json.dumps(fixed_entry(v, family, icmp, zoned, buf, p, end))
     get = _ADDR_GET
     num = v[2]
     if icmp:
@@ -359,7 +360,7 @@ def _state_in(buf, p, end):
     return None
 
 
-def _brief_fast(v, family, icmp, zoned, buf, start, p, end):
+def _brief_fast(v, family, icmp, zoned, buf, p, end):
     """The brief record (see decode_ct_brief) of an entry of a fixed layout from its values."""
     t = (12 if icmp else 10) + zoned
     num = v[2]
@@ -386,20 +387,23 @@ batch_dict = layout_batch(fixed_entry, decode_ct)
 # them: a request carrying the id deletes that entry and no other.
 _DELETE_TYPE = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
 _NFGEN_OF = dict((af, NFGEN.pack(af, 0, 0)) for af in (AF_INET, AF_INET6))
-# (family, icmp, zoned) -> (nfgenmsg, tuple length, where the zone attribute is or None, where the id is)
-_DELETE_AT = dict((key, (_NFGEN_OF[key[0]], lay.tuple_len, lay.zone_at if key[2] else None, lay.id_at))
-                  for key, lay in LAYOUTS.items())
+# (family, icmp, zoned) -> (nfgenmsg, where the fixed part starts, tuple length, zone attribute or None, id),
+# the offsets counted back from the end of the fixed part
+_DELETE_AT = dict((key, (_NFGEN_OF[key[0]], lay.size, lay.tuple_len, lay.size - lay.zone_at if key[2] else None,
+                         lay.size - lay.id_at)) for key, lay in LAYOUTS.items())
 _pack_hdr = HDR.pack
 
 
-def delete_request(buf, start, family, icmp, zoned):
-    """The CT_DELETE request (header included) for the dumped entry whose attributes start at ``start`` and
-    whose fixed part has the layout (``family``, ``icmp``, ``zoned``)."""
-    nfgen, tuple_len, zone_at, id_at = _DELETE_AT[family, icmp, zoned]
+def delete_request(buf, rest, family, icmp, zoned):
+    """The CT_DELETE request (header included) for a dumped entry whose fixed part has the layout (``family``,
+    ``icmp``, ``zoned``) and ends at ``rest`` (where its other attributes start: what ``layout_batch`` hands a
+    fast decoder)."""
+    nfgen, size, tuple_len, zone_back, id_back = _DELETE_AT[family, icmp, zoned]
+    start = rest - size
     body = nfgen + buf[start:start + tuple_len]
-    if zone_at is not None:
-        body += buf[start + zone_at:start + zone_at + 8]
-    body += buf[start + id_at:start + id_at + 8]
+    if zone_back is not None:
+        body += buf[rest - zone_back:rest - zone_back + 8]
+    body += buf[rest - id_back:rest - id_back + 8]
     return _pack_hdr(NLMSG_HDRLEN + len(body), _DELETE_TYPE, NLM_F_REQUEST, 0, 0) + body
 
 

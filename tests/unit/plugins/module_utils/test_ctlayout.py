@@ -131,7 +131,8 @@ def test_delete_request_copies_tuple_zone_and_id(entry, zone):
     af = vocab.af_of(entry['family'])
     message = dumped(entry, zone)
     icmp = entry['protonum'] in vocab.ICMP_PROTOS
-    request = layout.delete_request(message, nw.NFNL_HDRLEN, af, icmp, bool(zone))
+    rest = nw.NFNL_HDRLEN + layout.LAYOUTS[af, icmp, bool(zone)].size
+    request = layout.delete_request(message, rest, af, icmp, bool(zone))
     assert request == layout.delete_request_of(message, nw.NFNL_HDRLEN, len(message), af)
     got = list(nw.iter_messages(request, len(request)))
     assert got == [((1 << 8) | nw.IPCTNL_MSG_CT_DELETE, nw.NLM_F_REQUEST, 0, 16, len(request), None)]
@@ -149,7 +150,8 @@ def test_delete_request_on_recorded_entries():
         icmp = message[start + layout.LAYOUTS[af, False, False].num_at] in vocab.ICMP_PROTOS
         zone_at = start + layout.LAYOUTS[af, icmp, False].zone_at
         zoned = nw.NLA.unpack_from(message, zone_at) == (6, vocab.CTA_ZONE)
-        assert layout.delete_request(message, start, af, icmp, zoned) == \
+        rest = start + layout.LAYOUTS[af, icmp, zoned].size
+        assert layout.delete_request(message, rest, af, icmp, zoned) == \
             layout.delete_request_of(message, start, len(message), af)
 
 
