@@ -26,7 +26,7 @@ import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
     BE32, BE64, ERR, HDR, NFGEN, NFNL_HDRLEN, NFNL_MSG_MIN, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLA,
-    NLA_F_NESTED, NLA_TYPE_MASK, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_REQUEST, hdr_be, iter_attrs)
+    NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_REQUEST, hdr_be, iter_attrs)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     AF_INET, AF_INET6, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_ID, CTA_IP_V4_SRC, CTA_IP_V6_SRC, CTA_MARK,
     CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE, CTA_PROTO_DST_PORT, CTA_PROTO_ICMPV6_ID,
@@ -410,23 +410,14 @@ def delete_request(buf, rest, family, icmp, zoned):
 def delete_request_of(buf, off, end, family):
     """The CT_DELETE request (header included) for any dumped CT_NEW payload buf[off:end], attribute by
     attribute. None when the message has no original tuple."""
-    tuple_orig = zone = ct_id = None
-    p = off
-    while p + 4 <= end:
-        alen, atype = _unpack_nla(buf, p)
-        if alen < 4:
-            break
-        atype &= NLA_TYPE_MASK
-        step = (alen + 3) & ~3
-        if atype == CTA_TUPLE_ORIG:
-            tuple_orig = bytes(buf[p:p + step])
-        elif atype == CTA_ZONE:
-            zone = bytes(buf[p:p + step])
-        elif atype == CTA_ID:
-            ct_id = bytes(buf[p:p + step])
-            break  # ID comes after ORIG, REPLY, (ZONE), STATUS, MARK in ctnetlink_fill_info
-        p += step
-    if tuple_orig is None:
+    copied = {}
+    for atype, p, pend in iter_attrs(buf, off, end):
+        if atype in (CTA_TUPLE_ORIG, CTA_ZONE, CTA_ID):
+            head = p - NLA_HDRLEN
+            copied[atype] = bytes(buf[head:head + ((pend - head + 3) & ~3)])  # header and padding included
+            if atype == CTA_ID:
+                break  # ID comes after ORIG, REPLY, (ZONE), STATUS, MARK in ctnetlink_fill_info
+    if CTA_TUPLE_ORIG not in copied:
         return None
-    body = NFGEN.pack(family, 0, 0) + tuple_orig + (zone or b'') + (ct_id or b'')
+    body = NFGEN.pack(family, 0, 0) + b''.join(copied.get(atype, b'') for atype in (CTA_TUPLE_ORIG, CTA_ZONE, CTA_ID))
     return _pack_hdr(NLMSG_HDRLEN + len(body), _DELETE_TYPE, NLM_F_REQUEST, 0, 0) + body
