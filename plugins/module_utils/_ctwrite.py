@@ -23,6 +23,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec impor
     LABEL_BYTES, decode_ct, encode_ct_attrs, encode_expect_identity, encode_labels, encode_nat, encode_protoinfo,
     encode_tuple)
 
+
 def identity_attrs(ident):
     """CTA attributes naming one entry: its original tuple (or reply tuple) and zone.
 

@@ -354,7 +354,7 @@ class EntrySpec(object):
             if 'sport' in reply:
                 orig.update(sport=reply['dport'], dport=reply['sport'])
         entry = {'family': self.family, 'protonum': self.protonum, 'proto': PROTO_NAMES.get(self.protonum,
-                                                                                               str(self.protonum)),
+                                                                                            str(self.protonum)),
                  'zone': self.zone, 'timeout': self.timeout, 'status': list(self.status)}
         entry.update(orig)
         if reply is None:

@@ -363,7 +363,7 @@ class Filter(object):
                 if reply_flags:
                     attrs += encode_tuple(CTA_TUPLE_REPLY, family, reply)
                 attrs += nla_nested(CTA_FILTER, nla(CTA_FILTER_ORIG_FLAGS, _u32(orig_flags)),
-                                       nla(CTA_FILTER_REPLY_FLAGS, _u32(reply_flags)))
+                                    nla(CTA_FILTER_REPLY_FLAGS, _u32(reply_flags)))
             requests.append((FAMILIES[family], attrs))
         return requests
 

@@ -115,8 +115,8 @@ def test_named_offsets(entry, zone):
 @pytest.mark.parametrize('entry,zone', SHAPES)
 def test_fixed_layouts_decode_as_the_general_decoder(entry, zone):
     state = codec.encode_protoinfo(6, 'ESTABLISHED') if entry['protonum'] == 6 else b''
-    for rest in (b'', state, state + nw.nla_nested(vocab.CTA_COUNTERS_ORIG, nw.nla(vocab.CTA_COUNTERS_PACKETS,
-                                                                                  struct.pack('>Q', 3)))):
+    counters = nw.nla_nested(vocab.CTA_COUNTERS_ORIG, nw.nla(vocab.CTA_COUNTERS_PACKETS, struct.pack('>Q', 3)))
+    for rest in (b'', state, state + counters):
         message = dumped(entry, zone, rest=rest)
         general = codec.decode_ct(message, 20, len(message), message[16])
         assert [list(e.items()) for e in batch_of_message(layout.batch_dict, message)] == [list(general.items())]
