@@ -26,7 +26,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._common import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
     IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_EXP_DELETE, NFNETLINK_V0, NFNETLINK_V1,
     NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_EXP, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, NetlinkError,
-    iter_messages, nla_str)
+    iter_messages, nla_str, receive_error)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     CTA_EXPECT_HELP_NAME, FAMILIES, PROTO_NUMBERS)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import decode_ct
@@ -147,7 +147,7 @@ class _Deleter(object):
                     if exc.errno == errno.ENOBUFS:
                         raise ConntrackError('the kernel dropped answers to delete requests (receive buffer '
                                              'overrun): the result cannot be trusted; run the task again')
-                    raise ConntrackError('netlink receive failed: %s' % exc.strerror)
+                    raise receive_error(exc.errno)
                 if self._count(n):
                     return
         finally:

@@ -1,16 +1,15 @@
 """Unit tests of select/flush's pure parts: kernel-flush eligibility, request encoding, raw matchers,
 the selection batch."""
-import struct
-
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec as codec
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctflush as ctf
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctvocab as vocab
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nw
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import delete_request_of
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, kernel_version
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_OPTIONS, Filter
+
+from ctrecorded import dumped  # noqa: E402
 
 
 def flt(**given):
@@ -24,12 +23,6 @@ def params(**given):
     out.update(table='conntrack', all=False, max_delete=None, sample_size=10, helper=None, method='auto')
     out.update(given)
     return out
-
-
-@pytest.mark.parametrize('release, want', [('6.18.44-fc', (6, 18)), ('5.10.0-21-amd64', (5, 10)), ('6.8', (6, 8)),
-                                           ('garbage', (0, 0))])
-def test_kernel_version(release, want):
-    assert kernel_version(release) == want
 
 
 @pytest.mark.parametrize('given, ok', [
@@ -46,18 +39,6 @@ def test_flush_request_attrs_mark_zero_is_a_filter():
     family, attrs = ctf.flush_request_attrs(flt(mark=0, family='ipv4'))
     assert family == vocab.AF_INET
     assert attrs == nw.nla_be32(vocab.CTA_MARK, 0) + nw.nla_be32(vocab.CTA_MARK_MASK, 0xffffffff)
-
-
-def dumped(entry, zone=0, seq=7):
-    """One CT_NEW message as a dump carries it (tuples, zone, status, mark, id, use, timeout)."""
-    payload = codec.encode_tuple(vocab.CTA_TUPLE_ORIG, entry['family'], entry) + \
-        codec.encode_tuple(vocab.CTA_TUPLE_REPLY, entry['family'], codec.reply_of(entry))
-    if zone:
-        payload += nw.nla_be16(vocab.CTA_ZONE, zone)
-    payload += b''.join(nw.nla_be32(atype, value) for atype, value in (
-        (vocab.CTA_STATUS, 8), (vocab.CTA_MARK, 0), (vocab.CTA_ID, 0xabcdef), (vocab.CTA_USE, 1), (vocab.CTA_TIMEOUT, 5)))
-    body = struct.pack('=BBH', vocab.AF_INET if entry['family'] == 'ipv4' else vocab.AF_INET6, 0, 0) + payload
-    return struct.pack('=IHHII', 16 + len(body), (1 << 8) | nw.IPCTNL_MSG_CT_NEW, nw.NLM_F_MULTI, seq, 0) + body
 
 
 def test_raw_net_checks_only_for_address_residuals():

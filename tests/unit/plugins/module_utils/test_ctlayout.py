@@ -16,7 +16,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctlayo
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctvocab as vocab
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nw
 
-from ctrecorded import ENTRIES, batch_of, entry_messages  # noqa: E402
+from ctrecorded import ENTRIES, batch_of, dumped, entry_messages  # noqa: E402
 
 
 def test_json_batch_writes_what_json_dumps_writes():
@@ -67,18 +67,6 @@ ICMP4 = {'family': 'ipv4', 'protonum': 1, 'src': '192.0.2.78', 'dst': '198.51.10
          'icmp_code': 0, 'icmp_id': 9}
 ICMP6 = {'family': 'ipv6', 'protonum': 58, 'src': '2001:db8::1', 'dst': '2001:db8::2', 'icmp_type': 128,
          'icmp_code': 0, 'icmp_id': 10}
-
-
-def dumped(entry, zone=0, seq=7, ct_id=0xabcdef, rest=b''):
-    """One CT_NEW message as a dump carries it (tuples, zone, status, mark, id, use, timeout, ``rest``)."""
-    payload = codec.encode_tuple(vocab.CTA_TUPLE_ORIG, entry['family'], entry) + \
-        codec.encode_tuple(vocab.CTA_TUPLE_REPLY, entry['family'], codec.reply_of(entry))
-    if zone:
-        payload += nw.nla_be16(vocab.CTA_ZONE, zone)
-    payload += b''.join(nw.nla_be32(atype, value) for atype, value in (
-        (vocab.CTA_STATUS, 8), (vocab.CTA_MARK, 0), (vocab.CTA_ID, ct_id), (vocab.CTA_USE, 1), (vocab.CTA_TIMEOUT, 5)))
-    return nw.nfnl_message(nw.NFNL_SUBSYS_CTNETLINK, nw.IPCTNL_MSG_CT_NEW, nw.NLM_F_MULTI, seq,
-                           vocab.af_of(entry['family']), attrs=payload + rest)
 
 
 def batch_of_message(batch, message, seq=7):
