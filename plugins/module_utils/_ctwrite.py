@@ -4,7 +4,7 @@
 """One entry at a time over ctnetlink: get, create, update and delete an entry, delete an expectation.
 
 Each request asks for an ACK (the caller needs to know); the kernel's refusals become messages that say
-what to check (``_explain``). Many entries at once (select, flush) are ``_ctflush``'s.
+what to check (``_explain``). Many entries at once are ``_ctselect``'s (and conntrack_flush's, ``_ctflush``).
 """
 
 from __future__ import absolute_import, division, print_function
