@@ -30,13 +30,13 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab impor
     CTA_EXPECT_ZONE, CTA_HELP, CTA_HELP_NAME, CTA_ID, CTA_IP_V4_DST, CTA_IP_V4_SRC, CTA_IP_V6_DST, CTA_IP_V6_SRC,
     CTA_LABELS, CTA_LABELS_MASK, CTA_MARK, CTA_NAT_DST, CTA_NAT_PROTO, CTA_NAT_SRC, CTA_NAT_V4_MAXIP,
     CTA_NAT_V4_MINIP, CTA_NAT_V6_MAXIP, CTA_NAT_V6_MINIP, CTA_PROTOINFO, CTA_PROTOINFO_DCCP, CTA_PROTOINFO_SCTP,
-    CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, CTA_PROTOINFO_SCTP_VTAG_REPLY, CTA_PROTOINFO_TCP, CTA_PROTONAT_PORT_MAX,
-    CTA_PROTONAT_PORT_MIN, CTA_PROTO_DST_PORT, CTA_PROTO_ICMPV6_CODE, CTA_PROTO_ICMPV6_ID, CTA_PROTO_ICMPV6_TYPE,
-    CTA_PROTO_ICMP_CODE, CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_SECCTX,
-    CTA_SECCTX_NAME, CTA_SECMARK, CTA_STATUS, CTA_SYNPROXY, CTA_TIMEOUT, CTA_TIMESTAMP, CTA_TIMESTAMP_START,
-    CTA_TIMESTAMP_STOP, CTA_TUPLE_IP, CTA_TUPLE_MASTER, CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_TUPLE_REPLY,
-    CTA_TUPLE_ZONE, CTA_USE, CTA_ZONE, EXPECT_FLAGS, FAMILY_NAMES, ICMP_PROTOS, NAT_BITS, PROTO_NAMES, PROTO_STATES,
-    STATUS_VALUES, af_of, status_names, status_value)
+    CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, CTA_PROTOINFO_SCTP_VTAG_REPLY, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE,
+    CTA_PROTONAT_PORT_MAX, CTA_PROTONAT_PORT_MIN, CTA_PROTO_DST_PORT, CTA_PROTO_ICMPV6_CODE, CTA_PROTO_ICMPV6_ID,
+    CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMP_CODE, CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_NUM,
+    CTA_PROTO_SRC_PORT, CTA_SECCTX, CTA_SECCTX_NAME, CTA_SECMARK, CTA_STATUS, CTA_SYNPROXY, CTA_TIMEOUT,
+    CTA_TIMESTAMP, CTA_TIMESTAMP_START, CTA_TIMESTAMP_STOP, CTA_TUPLE_IP, CTA_TUPLE_MASTER, CTA_TUPLE_ORIG,
+    CTA_TUPLE_PROTO, CTA_TUPLE_REPLY, CTA_TUPLE_ZONE, CTA_USE, CTA_ZONE, EXPECT_FLAGS, FAMILY_NAMES, ICMP_PROTOS,
+    NAT_BITS, PROTO_NAMES, PROTO_STATES, STATUS_VALUES, af_of, status_names, status_value)
 
 _ntop = socket.inet_ntop
 _unpack_nla = NLA.unpack_from
@@ -150,15 +150,16 @@ def reply_of(entry):
 
 
 # --- protocol info: the TCP/SCTP/DCCP state --------------------------------------------------------
-# protocol number -> its CTA_PROTOINFO_* container; the state is attribute 1 (CTA_PROTOINFO_*_STATE) in each
+# protocol number -> its CTA_PROTOINFO_* container; the state attribute has the same number in each
 PROTOINFO_CONTAINERS = {6: CTA_PROTOINFO_TCP, 132: CTA_PROTOINFO_SCTP, 33: CTA_PROTOINFO_DCCP}
+_STATE_ATTR = CTA_PROTOINFO_TCP_STATE  # = CTA_PROTOINFO_SCTP_STATE = CTA_PROTOINFO_DCCP_STATE
 _STATES_OF_CONTAINER = dict((container, PROTO_STATES[num]) for num, container in PROTOINFO_CONTAINERS.items())
 
 
 def encode_protoinfo(protonum, state, vtag_orig=0, vtag_reply=0):
     """CTA_PROTOINFO setting the state (a name) of a TCP/SCTP/DCCP entry. SCTP: the kernel wants both
     verification tags with the state."""
-    info = [nla_u8(1, PROTO_STATES[protonum].index(state))]
+    info = [nla_u8(_STATE_ATTR, PROTO_STATES[protonum].index(state))]
     if protonum == 132:
         info += [nla_be32(CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, vtag_orig), nla_be32(CTA_PROTOINFO_SCTP_VTAG_REPLY, vtag_reply)]
     return nla_nested(CTA_PROTOINFO, nla_nested(PROTOINFO_CONTAINERS[protonum], *info))
@@ -171,7 +172,7 @@ def decode_protoinfo(buf, off, end, entry):
         if names is None:
             continue
         for btype, q, _qend in iter_attrs(buf, p, pend):
-            if btype == 1:  # CTA_PROTOINFO_{TCP,DCCP,SCTP}_STATE
+            if btype == _STATE_ATTR:
                 value = buf[q]
                 entry['state'] = names[value] if value < len(names) else str(value)
 
