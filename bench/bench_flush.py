@@ -37,7 +37,10 @@ from tests.lab.globallock import global_lock  # noqa: E402
 BUILD = r'''
 import sys
 sys.path.insert(0, %r)
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+sys.path.insert(0, %r)
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nw
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
+from ctfill import create_many
 N = int(sys.argv[1])
 def entries():
     for i in range(N):
@@ -56,11 +59,12 @@ def entries():
         if half:
             e['state'] = 'ESTABLISHED'
         yield e
-with nl.Connection() as conn:
-    conn.request(1, 2, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 0, 1, b'')
-    failed = nl.create_many(conn, entries())
+with Connection() as conn:
+    conn.request(nw.NFNL_SUBSYS_CTNETLINK, nw.IPCTNL_MSG_CT_DELETE, nw.NLM_F_REQUEST | nw.NLM_F_ACK, 0,
+                 nw.NFNETLINK_V1, b'')
+    failed = create_many(conn, entries())
 print(N - failed)
-''' % SRC
+''' % (SRC, os.path.join(ROOT, 'tests', 'lab'))
 
 CASES = [
     ('mark 1', ['conntrack', '-D', '-m', '1'], {'mark': 1}),

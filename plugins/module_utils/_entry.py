@@ -25,9 +25,12 @@ import errno
 import os
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import (
-    STATEFUL_PROTOS, check_range, parse_proto, parse_u32)
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import check_range, parse_proto, parse_u32
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
+    ICMP_PROTOS, PORT_PROTOS, PORT_PROTO_NAMES, PROTO_NAMES, PROTO_STATES, STATE_ALIASES, STATUS_BITS, STATUS_VALUES,
+    status_names, status_value)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import LABEL_BITS, label_bits, reply_of
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
 from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import parse_address, parse_int
 
@@ -67,11 +70,8 @@ STATUS_NAT = {'SRC_NAT': 'nat_src', 'DST_NAT': 'nat_dst'}
 # what CT_NEW on an existing entry can still set (SEEN_REPLY/ASSURED can be set, never cleared)
 STATUS_UPDATABLE = ('SEEN_REPLY', 'ASSURED', 'FIXED_TIMEOUT')
 CONNLABEL_CONF = ('/etc/xtables/connlabel.conf', '/etc/connlabel.conf')
-LABEL_BITS = 128
 # the ICMP types the kernel tracks (a request and its reply): an entry of another type is refused (EINVAL)
 ICMP_TRACKED = {1: (0, 8, 13, 14, 15, 16, 17, 18), 58: (128, 129, 139, 140)}
-# the conntrack CLI's state names that differ from the kernel's
-STATE_ALIASES = {'LISTEN': 'SYN_SENT2'}
 # protocols whose tracker ships its timeouts in /proc/sys/net/netfilter: without them the kernel tracks the
 # protocol generically (no ports, no state): Linux 6.16 removed DCCP tracking
 TRACKER_SYSCTL = {33: 'nf_conntrack_dccp_timeout_open', 132: 'nf_conntrack_sctp_timeout_established'}
@@ -165,7 +165,7 @@ class EntrySpec(object):
         if not kernel_tracks(self.protonum):
             raise ConntrackError('proto %s: this kernel has no %s connection tracking (Linux 6.16 removed DCCP), so '
                                  'it would track the entry without ports or state; nothing to create or change'
-                                 % (params.get('proto'), nl.PROTO_NAMES[self.protonum].upper()), option='proto')
+                                 % (params.get('proto'), PROTO_NAMES[self.protonum].upper()), option='proto')
         family = params.get('family')
         for option in ('src', 'dst', 'reply_src', 'reply_dst'):
             if params.get(option) is None:
@@ -184,20 +184,21 @@ class EntrySpec(object):
             (self.reply if option.startswith('reply_') else self.orig)[key] = str(addr)
         if self.protonum == 1 and family == 'ipv6' or self.protonum == 58 and family == 'ipv4':
             raise ConntrackError('proto %s does not exist in family %s: use %s'
-                                 % (nl.PROTO_NAMES[self.protonum], family, 'icmpv6' if self.protonum == 1 else 'icmp'),
+                                 % (PROTO_NAMES[self.protonum], family, 'icmpv6' if self.protonum == 1 else 'icmp'),
                                  option='proto')
         if family is None and self.protonum in (1, 58):
             family = 'ipv4' if self.protonum == 1 else 'ipv6'
         self.family = family
 
-        ports = self.protonum in nl.PORT_PROTOS
-        icmp = self.protonum in nl.ICMP_PROTOS
+        ports = self.protonum in PORT_PROTOS
+        icmp = self.protonum in ICMP_PROTOS
         for option in ('sport', 'dport', 'reply_sport', 'reply_dport'):
             if params.get(option) is None:
                 continue
             if not ports:
-                raise ConntrackError('%s: a %s entry has no ports (ports exist for tcp, udp, sctp, dccp, udplite)'
-                                     % (option, nl.PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
+                raise ConntrackError('%s: a %s entry has no ports (ports exist for %s)'
+                                     % (option, PROTO_NAMES.get(self.protonum, self.protonum),
+                                        ', '.join(PORT_PROTO_NAMES)), option=option)
             check_range(params[option], 0, 65535, option, 'ports')
             key = option[6:] if option.startswith('reply_') else option
             (self.reply if option.startswith('reply_') else self.orig)[key] = params[option]
@@ -206,7 +207,7 @@ class EntrySpec(object):
                 continue
             if not icmp:
                 raise ConntrackError('%s needs proto icmp or icmpv6 (proto is %s)'
-                                     % (option, nl.PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
+                                     % (option, PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
             check_range(params[option], 0, 65535 if option == 'icmp_id' else 255, option,
                         'ICMP ids' if option == 'icmp_id' else 'ICMP types and codes')
             self.orig[option] = params[option]
@@ -214,7 +215,7 @@ class EntrySpec(object):
                 self.orig['icmp_type'] not in ICMP_TRACKED[self.protonum]:
             raise ConntrackError('icmp_type %s: the kernel tracks %s types %s only (requests and their replies); '
                                  'other types never have an entry'
-                                 % (self.orig['icmp_type'], nl.PROTO_NAMES[self.protonum],
+                                 % (self.orig['icmp_type'], PROTO_NAMES[self.protonum],
                                     ', '.join(str(t) for t in ICMP_TRACKED[self.protonum])), option='icmp_type')
 
         # identity: the original tuple, or the reply tuple when only reply fields are given
@@ -266,23 +267,23 @@ class EntrySpec(object):
                 self.timeout_min = max(1, self.timeout // 2)
 
         if params.get('tcp_state') is not None:
-            names = STATEFUL_PROTOS.get(self.protonum)
+            names = PROTO_STATES.get(self.protonum)
             if names is None:
                 raise ConntrackError('tcp_state: a %s entry has no connection state (states exist for tcp, sctp, dccp)'
-                                     % nl.PROTO_NAMES.get(self.protonum, self.protonum), option='tcp_state')
+                                     % PROTO_NAMES.get(self.protonum, self.protonum), option='tcp_state')
             value = str(params['tcp_state']).strip().upper().replace('-', '_')
             if self.protonum == 6:
                 value = STATE_ALIASES.get(value, value)
             if value not in names or value == 'NONE':
                 raise ConntrackError('tcp_state %r is not a %s state: use one of %s'
-                                     % (params['tcp_state'], nl.PROTO_NAMES[self.protonum],
+                                     % (params['tcp_state'], PROTO_NAMES[self.protonum],
                                         ', '.join(n for n in names if n != 'NONE')), option='tcp_state')
             self.tcp_state = value
 
         for name in params.get('status') or ():
             upper = str(name).strip().upper()
             if upper not in STATUS_ALLOWED:
-                known = upper in nl.STATUS_VALUES
+                known = upper in STATUS_VALUES
                 raise ConntrackError('status %r %s: use any of %s'
                                      % (name, 'is managed by the kernel and cannot be set' if known
                                         else 'is not a conntrack status flag', ', '.join(STATUS_ALLOWED)),
@@ -314,7 +315,7 @@ class EntrySpec(object):
                                      % (option, nat.get('address'), self.family), option=option)
             if nat.get('port') is not None:
                 if not ports:
-                    raise ConntrackError('%s.port: a %s entry has no ports' % (option, nl.PROTO_NAMES.get(
+                    raise ConntrackError('%s.port: a %s entry has no ports' % (option, PROTO_NAMES.get(
                         self.protonum, self.protonum)), option=option)
                 check_range(nat['port'], 0, 65535, option + '.port', 'ports')
             self.nat[option] = {'ip': str(addr), 'port': nat.get('port')}
@@ -338,7 +339,7 @@ class EntrySpec(object):
         missing = []
         if self.timeout is None:
             missing.append('timeout')
-        if self.protonum in STATEFUL_PROTOS and self.tcp_state is None:
+        if self.protonum in PROTO_STATES and self.tcp_state is None:
             missing.append('tcp_state')
         return missing
 
@@ -352,17 +353,17 @@ class EntrySpec(object):
             orig = {'src': reply['dst'], 'dst': reply['src']}
             if 'sport' in reply:
                 orig.update(sport=reply['dport'], dport=reply['sport'])
-        entry = {'family': self.family, 'protonum': self.protonum, 'proto': nl.PROTO_NAMES.get(self.protonum,
-                                                                                               str(self.protonum)),
+        entry = {'family': self.family, 'protonum': self.protonum, 'proto': PROTO_NAMES.get(self.protonum,
+                                                                                            str(self.protonum)),
                  'zone': self.zone, 'timeout': self.timeout, 'status': list(self.status)}
         entry.update(orig)
         if reply is None:
             # the plain inverse; with nat_src/nat_dst the kernel translates it (and sets SRC_NAT/DST_NAT)
-            reply = nl.reply_of(entry)
+            reply = reply_of(entry)
             reply.pop('protonum', None)
-        elif self.protonum in nl.ICMP_PROTOS:
+        elif self.protonum in ICMP_PROTOS:
             # an explicit ICMP reply tuple takes its type, code and id from the original (echo -> echo reply)
-            inverse = nl.reply_of(entry)
+            inverse = reply_of(entry)
             for key in ('icmp_type', 'icmp_code', 'icmp_id'):
                 if inverse.get(key) is not None:
                     reply.setdefault(key, inverse[key])
@@ -391,18 +392,11 @@ class EntrySpec(object):
                     entry['reply_sport' if key == 'src' else 'reply_dport'] = nat['port']
                 entry['status'].append(flag)
         entry.setdefault('mark', 0)
-        entry['status'] = sorted(set(entry['status']) | {'CONFIRMED'}, key=nl.STATUS_BITS.index)
+        entry['status'] = sorted(set(entry['status']) | {'CONFIRMED'}, key=STATUS_BITS.index)
         return entry
 
 
 # --- state comparison -------------------------------------------------------------------------
-
-def _label_bits(labels):
-    bits = 0
-    for bit in labels or ():
-        bits |= 1 << bit
-    return bits
-
 
 def plan_update(spec, current):
     """(changes for ``_ctwrite.update_entry``, predicted entry, problems) for an existing entry."""
@@ -415,18 +409,18 @@ def plan_update(spec, current):
                 raise ConntrackError('the existing entry has reply_%s %s, not %s: the tuples of an entry cannot be '
                                      'changed; delete it (state: absent) and create it again'
                                      % (key, current.get('reply_' + key), value), option='reply_' + key)
-    cur_status = nl.status_value(current.get('status', ()))
+    cur_status = status_value(current.get('status', ()))
     want = 0
     for name in spec.status:
-        if cur_status & nl.STATUS_VALUES[name]:
+        if cur_status & STATUS_VALUES[name]:
             continue
         if name not in STATUS_UPDATABLE:
             raise ConntrackError('status %s cannot be added to an existing entry (the kernel sets it on creation '
                                  'only); delete and re-create the entry to change it' % name, option='status')
-        want |= nl.STATUS_VALUES[name]
+        want |= STATUS_VALUES[name]
     if want:
         changes['status'] = cur_status | want
-        after['status'] = nl.status_names(cur_status | want)
+        after['status'] = status_names(cur_status | want)
     if spec.mark is not None:
         cur_mark = current.get('mark', 0)
         if cur_mark & spec.mark_mask != spec.mark:
@@ -434,8 +428,8 @@ def plan_update(spec, current):
             changes['mark_mask'] = spec.mark_mask
             after['mark'] = (cur_mark & ~spec.mark_mask & 0xffffffff) | spec.mark
     if spec.labels is not None:
-        cur = _label_bits(current.get('labels'))
-        wanted = _label_bits(spec.labels)
+        cur = label_bits(current.get('labels'))
+        wanted = label_bits(spec.labels)
         new = cur | wanted if spec.labels_mode == 'add' else (cur & ~wanted if spec.labels_mode == 'remove'
                                                               else wanted)
         if new != cur:
@@ -503,7 +497,7 @@ def describe(entry):
 def ensure(spec, check_mode=False):
     """Make the kernel hold (or not hold) the entry. Returns the result dict."""
     ident = spec.identity()
-    with nl.Connection() as conn:
+    with Connection() as conn:
         current = ctw.get_entry(conn, ident)
         if current is not None and not same_tuple(current, ident):
             # the kernel looks a tuple up in both directions: this is another entry, whose other tuple is ours
@@ -584,7 +578,7 @@ def _create(conn, ident, entry):
     created = ctw.get_entry(conn, ident)
     if labels:
         try:
-            ctw.update_entry(conn, ident, {'labels': _label_bits(labels), 'labels_mask': LABELS_FULL})
+            ctw.update_entry(conn, ident, {'labels': label_bits(labels), 'labels_mask': LABELS_FULL})
         except ConntrackError as exc:
             ctw.delete_entry(conn, ident, created.get('id') if created else None)
             raise _labels_error(exc)
@@ -612,7 +606,7 @@ def _update(conn, ident, spec, current, changes):
         if 'mark' in update:
             restore.update(mark=current.get('mark', 0), mark_mask=0xffffffff)
         if 'labels' in update:
-            restore.update(labels=_label_bits(current.get('labels')), labels_mask=LABELS_FULL)
+            restore.update(labels=label_bits(current.get('labels')), labels_mask=LABELS_FULL)
         if 'timeout' in update and current.get('timeout'):
             restore['timeout'] = current['timeout']
         old_state = current.get('state') if state is not None else None

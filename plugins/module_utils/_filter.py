@@ -26,14 +26,18 @@ import copy
 import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, kernel_version
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import nla, nla_be16, nla_be32, nla_nested
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
+    AF_INET, AF_INET6, CTA_FILTER, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_REPLY_FLAGS, CTA_MARK, CTA_MARK_MASK, CTA_STATUS,
+    CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, DCCP_STATES, FAMILIES, FILTER_ICMPV6_CODE,
+    FILTER_ICMPV6_ID, FILTER_ICMPV6_TYPE, FILTER_ICMP_CODE, FILTER_ICMP_ID, FILTER_ICMP_TYPE, FILTER_IP_DST,
+    FILTER_IP_SRC, FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, ICMP_PROTOS, PORT_PROTOS,
+    PORT_PROTO_NAMES, PROTO_NAMES, PROTO_NUMBERS, PROTO_STATES, SCTP_STATES, STATE_ALIASES, STATUS_BITS, STATUS_VALUES, TCP_STATES,
+    status_value)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_tuple
 from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
     parse_int, parse_network)
 
-FAMILIES = {'ipv4': nl.AF_INET, 'ipv6': nl.AF_INET6}
-PROTO_NUMBERS = dict((name, num) for num, name in nl.PROTO_NAMES.items())
-PROTO_NUMBERS.update({'icmp6': 58, 'ipv6-icmp': 58, 'udp-lite': 136})
-STATEFUL_PROTOS = {6: nl.TCP_STATES, 132: nl.SCTP_STATES, 33: nl.DCCP_STATES}
 KERNEL_PORT_PROTOS = frozenset((6, 17))  # the kernel's tuple filter compares ports of TCP/UDP only
 PSEUDO_STATUS = ('UNREPLIED',)  # = SEEN_REPLY not set, as conntrack -L shows it
 
@@ -77,7 +81,7 @@ def parse_proto(value, option='proto'):
         if text[:1].isdigit() or text[:1] in '+-':
             return parse_int(text, option, 0, 255, 'protocol numbers')
         raise ConntrackError('%s %r is not a known protocol: use one of %s, or a number 0-255'
-                             % (option, value, ', '.join(sorted(nl.PROTO_NAMES.values()))), option=option)
+                             % (option, value, ', '.join(sorted(PROTO_NAMES.values()))), option=option)
     return PROTO_NUMBERS[text]
 
 
@@ -94,7 +98,7 @@ class _Net(object):
     def __init__(self, network):
         self.network = network
         self.family = 'ipv4' if network.version == 4 else 'ipv6'
-        self.af = nl.AF_INET if network.version == 4 else nl.AF_INET6
+        self.af = AF_INET if network.version == 4 else AF_INET6
         self.host = network.prefixlen == network.max_prefixlen
         self.text = str(network.network_address)
         self.net = int(network.network_address)
@@ -156,22 +160,23 @@ class Filter(object):
         for option in PORT_OPTIONS:
             if option in given:
                 check_range(given[option], 0, 65535, option, 'ports')
-                if self.protonum not in nl.PORT_PROTOS:
-                    raise ConntrackError('%s needs proto set to one of tcp, udp, sctp, dccp, udplite%s'
-                                         % (option, '' if self.protonum is None else ' (proto is %s)'
-                                            % nl.PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
+                if self.protonum not in PORT_PROTOS:
+                    raise ConntrackError('%s needs proto set to one of %s%s'
+                                         % (option, ', '.join(PORT_PROTO_NAMES),
+                                            '' if self.protonum is None else ' (proto is %s)'
+                                            % PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
                 self.ports[option] = given[option]
 
         for option in ICMP_OPTIONS:
             if option in given:
                 check_range(given[option], 0, 65535 if option == 'icmp_id' else 255, option,
                             'ICMP ids' if option == 'icmp_id' else 'ICMP types and codes')
-                if self.protonum not in nl.ICMP_PROTOS:
+                if self.protonum not in ICMP_PROTOS:
                     raise ConntrackError('%s needs proto icmp or icmpv6' % option, option=option)
                 self.icmp[option] = given[option]
         if self.protonum == 1 and self.family == 'ipv6' or self.protonum == 58 and self.family == 'ipv4':
             raise ConntrackError('proto %s does not exist in family %s: use %s'
-                                 % (nl.PROTO_NAMES[self.protonum], self.family,
+                                 % (PROTO_NAMES[self.protonum], self.family,
                                     'icmpv6' if self.protonum == 1 else 'icmp'), option='proto')
         if self.family is None and self.protonum in (1, 58):
             self.family = 'ipv4' if self.protonum == 1 else 'ipv6'
@@ -187,19 +192,19 @@ class Filter(object):
             self.zone = given['zone']
 
         if 'state' in given:
-            known = set(nl.TCP_STATES) | set(nl.SCTP_STATES) | set(nl.DCCP_STATES)
-            allowed = STATEFUL_PROTOS.get(self.protonum)
+            known = set(TCP_STATES) | set(SCTP_STATES) | set(DCCP_STATES)
+            allowed = PROTO_STATES.get(self.protonum)
             if self.protonum is not None and allowed is None:
                 raise ConntrackError('state needs proto tcp, sctp or dccp (proto is %s): other protocols have no '
-                                     'connection state' % nl.PROTO_NAMES.get(self.protonum, self.protonum),
+                                     'connection state' % PROTO_NAMES.get(self.protonum, self.protonum),
                                      option='state')
             states = set()
             for name in given['state']:
                 upper = str(name).strip().upper().replace('-', '_')
-                upper = {'LISTEN': 'SYN_SENT2'}.get(upper, upper)  # the conntrack CLI's name of SYN_SENT2
+                upper = STATE_ALIASES.get(upper, upper)  # the conntrack CLI's name of SYN_SENT2
                 if upper not in (allowed or known):
                     raise ConntrackError('state %r is not a %s state: use one of %s'
-                                         % (name, nl.PROTO_NAMES.get(self.protonum, 'connection'),
+                                         % (name, PROTO_NAMES.get(self.protonum, 'connection'),
                                             ', '.join(allowed or sorted(known))), option='state')
                 states.add(upper)
             self.states = frozenset(states)
@@ -208,13 +213,13 @@ class Filter(object):
             for name in given['status']:
                 upper = str(name).strip().upper()
                 if upper == 'UNREPLIED':
-                    self.status_mask |= nl.STATUS_VALUES['SEEN_REPLY']
-                elif upper in nl.STATUS_VALUES:
-                    self.status_mask |= nl.STATUS_VALUES[upper]
-                    self.status_value |= nl.STATUS_VALUES[upper]
+                    self.status_mask |= STATUS_VALUES['SEEN_REPLY']
+                elif upper in STATUS_VALUES:
+                    self.status_mask |= STATUS_VALUES[upper]
+                    self.status_value |= STATUS_VALUES[upper]
                 else:
                     raise ConntrackError('status %r is not a conntrack status flag: use any of %s'
-                                         % (name, ', '.join(nl.STATUS_BITS + PSEUDO_STATUS)), option='status')
+                                         % (name, ', '.join(STATUS_BITS + PSEUDO_STATUS)), option='status')
             if 'UNREPLIED' in [str(n).strip().upper() for n in given['status']] and \
                     'SEEN_REPLY' in [str(n).strip().upper() for n in given['status']]:
                 raise ConntrackError('status UNREPLIED and SEEN_REPLY exclude each other', option='status')
@@ -229,7 +234,7 @@ class Filter(object):
         self.protonum = protonum
         if port_ranges:
             self.port_ranges = tuple(port_ranges)
-        self.given = {'family': family, 'proto': nl.PROTO_NAMES.get(protonum, protonum), 'dport': list(port_ranges)}
+        self.given = {'family': family, 'proto': PROTO_NAMES.get(protonum, protonum), 'dport': list(port_ranges)}
         return self
 
     port_ranges = None
@@ -279,7 +284,7 @@ class Filter(object):
         if self.states is not None and entry.get('state') not in self.states:
             return False
         if self.status_mask:
-            value = nl.status_value(entry.get('status', ()))
+            value = status_value(entry.get('status', ()))
             if value & self.status_mask != self.status_value:
                 return False
         if self.port_ranges is not None:
@@ -308,31 +313,31 @@ class Filter(object):
             # (measured; see tests/integration/test_filter_kernel.py).
             src = dst = None
         if src is not None and src.host:
-            flags |= nl.FILTER_IP_SRC
+            flags |= FILTER_IP_SRC
             tup['src'] = src.text
         if dst is not None and dst.host:
-            flags |= nl.FILTER_IP_DST
+            flags |= FILTER_IP_DST
             tup['dst'] = dst.text
         if self.protonum is not None:
             ports = dict((k[len(prefix):], v) for k, v in self.ports.items() if k.startswith(prefix) and
                          (prefix or not k.startswith('reply_')))
             if self.protonum in KERNEL_PORT_PROTOS:
                 if 'sport' in ports:
-                    flags |= nl.FILTER_PROTO_SRC_PORT
+                    flags |= FILTER_PROTO_SRC_PORT
                     tup['sport'] = ports['sport']
                 if 'dport' in ports:
-                    flags |= nl.FILTER_PROTO_DST_PORT
+                    flags |= FILTER_PROTO_DST_PORT
                     tup['dport'] = ports['dport']
             if not prefix and self.icmp:
                 v6 = self.protonum == 58
-                for option, flag4, flag6 in (('icmp_type', nl.FILTER_ICMP_TYPE, nl.FILTER_ICMPV6_TYPE),
-                                             ('icmp_code', nl.FILTER_ICMP_CODE, nl.FILTER_ICMPV6_CODE),
-                                             ('icmp_id', nl.FILTER_ICMP_ID, nl.FILTER_ICMPV6_ID)):
+                for option, flag4, flag6 in (('icmp_type', FILTER_ICMP_TYPE, FILTER_ICMPV6_TYPE),
+                                             ('icmp_code', FILTER_ICMP_CODE, FILTER_ICMPV6_CODE),
+                                             ('icmp_id', FILTER_ICMP_ID, FILTER_ICMPV6_ID)):
                     if option in self.icmp:
                         flags |= flag6 if v6 else flag4
                         tup[option] = self.icmp[option]
             if flags or not prefix:
-                flags |= nl.FILTER_PROTO_NUM
+                flags |= FILTER_PROTO_NUM
                 tup['protonum'] = self.protonum
         return flags, tup
 
@@ -342,15 +347,7 @@ class Filter(object):
         Tuple filters (CTA_FILTER) need a concrete family, so a filter with tuple fields and no family
         becomes one request per family; everything else is one request.
         """
-        common = b''
-        if self.mark is not None:
-            common += nl.nla_be32(nl.CTA_MARK, self.mark) + nl.nla_be32(nl.CTA_MARK_MASK, self.mark_mask)
-        if self.status_mask:
-            common += nl.nla_be32(nl.CTA_STATUS, self.status_value) + nl.nla_be32(nl.CTA_STATUS_MASK, self.status_mask)
-        if self.zone is not None:
-            # CTA_ZONE alone filters a dump by zone (with any family, AF_UNSPEC included); the
-            # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
-            common += nl.nla_be16(nl.CTA_ZONE, self.zone)
+        common = self.selector_attrs()
         if not (self._tuple_part('', self.family or 'ipv4')[0] or self._tuple_part('reply_', self.family or 'ipv4')[0]):
             # mark, status and zone filters work with AF_UNSPEC: one walk of the table for both families
             return [(FAMILIES[self.family] if self.family else 0, common)]
@@ -362,13 +359,27 @@ class Filter(object):
             attrs = common
             if orig_flags or reply_flags:
                 if orig_flags:
-                    attrs += nl.encode_tuple(nl.CTA_TUPLE_ORIG, family, orig)
+                    attrs += encode_tuple(CTA_TUPLE_ORIG, family, orig)
                 if reply_flags:
-                    attrs += nl.encode_tuple(nl.CTA_TUPLE_REPLY, family, reply)
-                attrs += nl.nla_nested(nl.CTA_FILTER, nl.nla(nl.CTA_FILTER_ORIG_FLAGS, _u32(orig_flags)),
-                                       nl.nla(nl.CTA_FILTER_REPLY_FLAGS, _u32(reply_flags)))
+                    attrs += encode_tuple(CTA_TUPLE_REPLY, family, reply)
+                attrs += nla_nested(CTA_FILTER, nla(CTA_FILTER_ORIG_FLAGS, _u32(orig_flags)),
+                                    nla(CTA_FILTER_REPLY_FLAGS, _u32(reply_flags)))
             requests.append((FAMILIES[family], attrs))
         return requests
+
+    def selector_attrs(self):
+        """The mark/mask, status/mask and zone attributes of this filter: what a dump and a kernel-side flush
+        select by besides the tuples."""
+        attrs = b''
+        if self.mark is not None:
+            attrs += nla_be32(CTA_MARK, self.mark) + nla_be32(CTA_MARK_MASK, self.mark_mask)
+        if self.status_mask:
+            attrs += nla_be32(CTA_STATUS, self.status_value) + nla_be32(CTA_STATUS_MASK, self.status_mask)
+        if self.zone is not None:
+            # CTA_ZONE alone filters a dump by zone (with any family, AF_UNSPEC included); the
+            # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
+            attrs += nla_be16(CTA_ZONE, self.zone)
+        return attrs
 
     def kernel_exact_shape(self, ignore_nets=False):
         """True when the kernel-side requests express every condition of the filter (on a kernel that honours

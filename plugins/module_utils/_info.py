@@ -19,7 +19,10 @@ import socket
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     ConntrackError, MissingLibraryError, conntrack_available, have_library)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter, kernel_selects_exactly
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import FAMILY_NAMES, PROTO_NAMES, STATUS_VALUES
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import (
+    batch_brief, batch_dict, batch_json, brief_of, plain_batch)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection, Joined
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 
 INFO_ARGSPEC = dict(
@@ -65,13 +68,13 @@ def _address_text(raw):
 
 
 def _port_text(key):
-    return '%s/%d' % (nl.PROTO_NAMES.get(key >> 16) or str(key >> 16), key & 0xffff)
+    return '%s/%d' % (PROTO_NAMES.get(key >> 16) or str(key >> 16), key & 0xffff)
 
 
 class Summary(object):
     """Counts while the table streams; memory bounded by the TopCounters' capacity.
 
-    It counts brief records (``_ctnetlink.batch_brief``, ``brief_of``): the (family, proto, state,
+    It counts brief records (``_ctlayout.batch_brief``, ``brief_of``): the (family, proto, state,
     zone, status) combination in one dict, sources, destinations and (proto, dport) in three bounded
     counters, all keyed by raw values; names and text are made once, for the result.
     """
@@ -107,15 +110,15 @@ class Summary(object):
 
     def add(self, entry):
         """Count one entry dict."""
-        self.consume((nl.brief_of(entry),))
+        self.consume((brief_of(entry),))
 
     def result(self):
         by_family, by_proto, by_state, by_zone = {}, {}, {}, {}
         assured = unreplied = 0
-        assured_bit, replied_bit = nl.STATUS_VALUES['ASSURED'], nl.STATUS_VALUES['SEEN_REPLY']
+        assured_bit, replied_bit = STATUS_VALUES['ASSURED'], STATUS_VALUES['SEEN_REPLY']
         for (af, num, state, zone, status), count in self.combos.items():
-            family = nl.FAMILY_NAMES.get(af, str(af))
-            proto = nl.PROTO_NAMES.get(num) or ('unknown' if num is None else str(num))
+            family = FAMILY_NAMES.get(af, str(af))
+            proto = PROTO_NAMES.get(num) or ('unknown' if num is None else str(num))
             by_family[family] = by_family.get(family, 0) + count
             by_proto[proto] = by_proto.get(proto, 0) + count
             if state is not None:
@@ -168,7 +171,7 @@ class EntryStream(object):
 
 def _first(items, count):
     """The first ``count`` entries of a batch (of JSON texts joined into one, too)."""
-    if isinstance(items, nl.Joined):
+    if isinstance(items, Joined):
         return [json.dumps(entry) for entry in json.loads('[%s]' % items[0])[:count]]
     return items[:count]
 
@@ -204,7 +207,7 @@ def _parallel_dumps(requests, batch):
 
     def worker(family, attrs):
         try:
-            with nl.Connection() as conn:
+            with Connection() as conn:
                 for items in conn.dump_batches(family, attrs, batch=batch):
                     if not put(items):
                         return
@@ -236,9 +239,9 @@ def _parallel_dumps(requests, batch):
 # what each kind of stream yields: the batch decoder of a kernel-exact dump, and the conversion of an
 # entry dict (entries the Python predicate has to see are decoded to dicts first)
 _KINDS = {
-    'dict': (nl.plain_batch(nl.decode_ct), None),
-    'json': (nl.batch_json, json.dumps),
-    'brief': (nl.batch_brief, nl.brief_of),
+    'dict': (batch_dict, None),
+    'json': (batch_json, json.dumps),
+    'brief': (batch_brief, brief_of),
 }
 
 
@@ -246,7 +249,7 @@ def _limited(batch, limit):
     """``batch`` for the first ``limit`` entries, then only counting (0 for each entry): a listing with a
     limit still reports how many entries matched, without decoding those it will not return."""
     left = [limit]
-    count_only = nl.plain_batch(lambda *_args: 0)
+    count_only = plain_batch(lambda *_args: 0)
 
     def run(buf, n, seq, out):
         if left[0] <= 0:
@@ -288,7 +291,7 @@ def stream_batches(backend, flt, kind='dict', limit=0):
         if len(requests) > 1:
             yield from _parallel_dumps(requests, batch)
             return
-        with nl.Connection() as conn:
+        with Connection() as conn:
             for family, attrs in requests:
                 yield from conn.dump_batches(family, attrs, batch=batch, threaded=True, share=True)
         return
@@ -375,7 +378,7 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
     per_cpu = None
     if backend == 'netlink':
         try:
-            with nl.Connection() as conn:
+            with Connection() as conn:
                 per_cpu = conn.stats_cpu()
         except ConntrackError as exc:
             warnings.append('per-CPU statistics over netlink failed (%s); read /proc instead' % exc.msg)
@@ -427,7 +430,7 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
 
     if params.get('expectations'):
         if backend == 'netlink':
-            with nl.Connection() as conn:
+            with Connection() as conn:
                 result['expectations'] = list(conn.dump_expect())
         else:
             exps = procfs.expectations()

@@ -18,6 +18,7 @@ import json
 import os
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import PORT_PROTO_NAMES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._files import read_file
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
     CHAINS, COMMENT_RE, TABLE_FAMILY, TABLE_NAME, apply_table, check_persist, drop_invalid_of, parse_table,
@@ -26,8 +27,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._validate impo
     check_ifname, parse_int, parse_network, parse_port_spec)
 
 U32_MAX = 0xffffffff
-PORT_PROTOS = ('tcp', 'udp', 'sctp', 'dccp', 'udplite')
-PROTOS = PORT_PROTOS + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
+# the protocols a rule may match: those with ports (_ctvocab's names), and a few without
+PROTOS = PORT_PROTO_NAMES + ('icmp', 'icmpv6', 'gre', 'esp', 'ah')
 DIRECTIONS = ('inbound', 'output', 'both')
 
 NOTRACK_RULE_SPEC = dict(
@@ -92,8 +93,8 @@ def normalize_notrack(rule, index):
                                  option='rules')
     dport = _ports(rule.get('dport'), 'dport', index)
     sport = _ports(rule.get('sport'), 'sport', index)
-    if (dport or sport) and proto not in PORT_PROTOS:
-        raise ConntrackError('rules[%d]: ports need proto set to one of %s' % (index, ', '.join(PORT_PROTOS)),
+    if (dport or sport) and proto not in PORT_PROTO_NAMES:
+        raise ConntrackError('rules[%d]: ports need proto set to one of %s' % (index, ', '.join(PORT_PROTO_NAMES)),
                              option='rules')
     family = rule.get('family') or 'both'
     nets = {}

@@ -16,7 +16,8 @@ import platform
 import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int, read_text
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
+    AF_INET, AF_INET6, EXPECT_FLAGS, FAMILY_NAMES, PROTO_NAMES, STATS_KEYS)
 
 SYSCTL_DIR = '/proc/sys/net/netfilter'
 HASHSIZE = '/sys/module/nf_conntrack/parameters/hashsize'
@@ -75,7 +76,7 @@ def stats_per_cpu(path=STAT_FILE):
     out = []
     for cpu, line in enumerate(lines[1:]):
         values = line.split()
-        row = dict((key, 0) for key in nl.STATS_KEYS)
+        row = dict((key, 0) for key in STATS_KEYS)
         for column, value in zip(header, values):
             name = STAT_COLUMNS.get(column)
             if name is not None:
@@ -86,9 +87,9 @@ def stats_per_cpu(path=STAT_FILE):
 
 
 def sum_stats(per_cpu):
-    total = dict((key, 0) for key in nl.STATS_KEYS)
+    total = dict((key, 0) for key in STATS_KEYS)
     for row in per_cpu:
-        for key in nl.STATS_KEYS:
+        for key in STATS_KEYS:
             total[key] += row.get(key, 0)
     return total
 
@@ -128,7 +129,7 @@ def kernel_facts(initial_namespace):
 # --- /proc/net/nf_conntrack -------------------------------------------------------------------
 
 def _norm_addr(family, text):
-    af = nl.AF_INET6 if family == 'ipv6' else nl.AF_INET
+    af = AF_INET6 if family == 'ipv6' else AF_INET
     try:
         return socket.inet_ntop(af, socket.inet_pton(af, text))  # /proc prints IPv6 fully expanded
     except (OSError, ValueError):
@@ -151,7 +152,7 @@ def parse_line(line):
         return None
     family = fields[0]
     protonum = int(fields[3])
-    entry = {'family': family, 'proto': nl.PROTO_NAMES.get(protonum, fields[2]), 'protonum': protonum,
+    entry = {'family': family, 'proto': PROTO_NAMES.get(protonum, fields[2]), 'protonum': protonum,
              'timeout': int(fields[4]), 'zone': 0}
     rest = fields[5:]
     if rest and '=' not in rest[0] and not rest[0].startswith('['):
@@ -215,9 +216,6 @@ def entries(path=TABLE_FILE):
     return generate()
 
 
-_EXPECT_FLAGS = ('PERMANENT', 'INACTIVE', 'USERSPACE')
-
-
 def expectations(path=EXPECT_FILE):
     """The expect table as /proc/net/nf_conntrack_expect shows it (timeout, family, tuple, flags, helper).
 
@@ -239,20 +237,20 @@ def expectations(path=EXPECT_FILE):
             exp['timeout'] = fields[0]
         rest = fields[1:]
         if len(rest) >= 3 and rest[0] == 'l3proto' and rest[1] == '=':
-            exp['family'] = nl.FAMILY_NAMES.get(int(rest[2]), rest[2]) if rest[2].isdigit() else rest[2]
+            exp['family'] = FAMILY_NAMES.get(int(rest[2]), rest[2]) if rest[2].isdigit() else rest[2]
             rest = rest[3:]
         tup = {}
         words = []
         for token in rest:
             key, sep, value = token.partition('=')
             if not sep:
-                if all(flag in _EXPECT_FLAGS for flag in token.split(',')):
+                if all(flag in EXPECT_FLAGS for flag in token.split(',')):
                     exp['flags'].extend(token.split(','))
                 else:
                     words.append(token)
             elif key == 'proto':
                 tup['protonum'] = int(value)
-                tup['proto'] = nl.PROTO_NAMES.get(int(value), value)
+                tup['proto'] = PROTO_NAMES.get(int(value), value)
             elif key in ('src', 'dst'):
                 tup[key] = _norm_addr(exp.get('family', 'ipv4'), value)
             elif key in _KEYS and key not in ('packets', 'bytes'):

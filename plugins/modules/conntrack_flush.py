@@ -198,7 +198,7 @@ namespace:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import FLUSH_ARGSPEC, flush, validate_flush
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctflush import FLUSH_ARGSPEC, flush, validate_flush
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 

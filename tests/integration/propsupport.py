@@ -113,22 +113,25 @@ SEED_TIMEOUT = 3600
 
 def _seed_expectations(timeout):
     """Masters with the ftp helper, each with one expectation (what a PASV reply makes), over netlink."""
-    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
-    flags = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
-    with nl.Connection() as conn:
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec as codec
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctvocab as vocab
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as wire
+    flags = wire.NLM_F_REQUEST | wire.NLM_F_ACK | wire.NLM_F_CREATE | wire.NLM_F_EXCL
+    with transport.Connection() as conn:
         for sport, expected in ((41000, 50000), (41001, 50001)):
             master = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.5', 'sport': sport,
                       'dport': 21, 'timeout': timeout, 'status': ['SEEN_REPLY', 'ASSURED'], 'state': 'ESTABLISHED'}
-            attrs = nl.encode_ct_attrs(master) + nl.nla_nested(nl.CTA_HELP, nl.nla_str(nl.CTA_HELP_NAME, 'ftp'))
-            conn.request(1, nl.IPCTNL_MSG_CT_NEW, flags, nl.AF_INET, 0, attrs)
+            attrs = codec.encode_ct_attrs(master) + wire.nla_nested(vocab.CTA_HELP, wire.nla_str(vocab.CTA_HELP_NAME, 'ftp'))
+            conn.request(1, wire.IPCTNL_MSG_CT_NEW, flags, vocab.AF_INET, 0, attrs)
             tup = dict((k, master[k]) for k in ('src', 'dst', 'sport', 'dport', 'protonum'))
-            exp = nl.encode_tuple(nl.CTA_EXPECT_MASTER, 'ipv4', tup)
-            exp += nl.encode_tuple(nl.CTA_EXPECT_TUPLE, 'ipv4', {'src': '192.0.2.5', 'dst': '192.0.2.1',
+            exp = codec.encode_tuple(vocab.CTA_EXPECT_MASTER, 'ipv4', tup)
+            exp += codec.encode_tuple(vocab.CTA_EXPECT_TUPLE, 'ipv4', {'src': '192.0.2.5', 'dst': '192.0.2.1',
                                                                  'protonum': 6, 'sport': 0, 'dport': expected})
-            exp += nl.encode_tuple(nl.CTA_EXPECT_MASK, 'ipv4', {'src': '255.255.255.255', 'dst': '255.255.255.255',
+            exp += codec.encode_tuple(vocab.CTA_EXPECT_MASK, 'ipv4', {'src': '255.255.255.255', 'dst': '255.255.255.255',
                                                                 'protonum': 255, 'sport': 0, 'dport': 0xffff})
-            exp += nl.nla_be32(nl.CTA_EXPECT_TIMEOUT, timeout)
-            conn.request(2, nl.IPCTNL_MSG_EXP_NEW, flags, nl.AF_INET, 0, exp)
+            exp += wire.nla_be32(vocab.CTA_EXPECT_TIMEOUT, timeout)
+            conn.request(2, wire.IPCTNL_MSG_EXP_NEW, flags, vocab.AF_INET, 0, exp)
 
 
 # tables of ours made once at set-up, so the modules also meet an existing table of theirs
@@ -477,9 +480,9 @@ def _walk_files(root):
 
 def _decoded():
     """Entries and expectations by the collection's own decoder, volatile fields split off."""
-    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
     entries, ids, timeouts = [], {}, {}
-    with nl.Connection() as conn:
+    with transport.Connection() as conn:
         for entry in conn.dump():
             stable = dict((k, v) for k, v in entry.items() if k not in VOLATILE_ENTRY_KEYS)
             key = json.dumps(stable, sort_keys=True, default=str)
@@ -1831,7 +1834,7 @@ class ArgGen(object):
 
     def inject(self, out):
         """Make one value hostile: inside a list of dicts (a rule), in an option given, or in any option."""
-        draw, rnd = self.draw, self.rnd
+        rnd = self.rnd
         spec = self.spec
         nested = [n for n, o in spec.items() if o.get('options') and o.get('type') == 'list'
                   and isinstance(out.get(n), list) and out.get(n) and all(isinstance(r, dict) for r in out[n])]

@@ -83,8 +83,8 @@ def test_update_mark_and_labels(ns):
     assert res['changed'] and res['entry']['labels'] == [7], res
     rc, res = run(ns, dict(TCP, labels=[7], labels_mode='exact'))
     assert not res['changed'], res
-    state = ws.in_ns(ns, "from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl\n"
-                         "with nl.Connection() as c:\n    emit([e.get('labels') for e in c.dump()])")
+    state = ws.in_ns(ns, "from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import "
+                         "Connection\nwith Connection() as c:\n    emit([e.get('labels') for e in c.dump()])")
     assert state == [[7]]
 
 

@@ -33,13 +33,14 @@ LONG_TIMEOUTS = ('nf_conntrack_udp_timeout', 'nf_conntrack_udp_timeout_stream', 
 SETUP = """
 import os
 import record_ctnetlink as rec
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
+from ctfill import create_many
 for knob in ['nf_conntrack_acct'] + DATA:
     with open('/proc/sys/net/netfilter/' + knob, 'w') as handle:
         handle.write('1' if knob == 'nf_conntrack_acct' else '3600')
 keep = rec.traffic()
-with nl.Connection() as conn:
-    refused = nl.create_many(conn, rec.INSERTED)
+with transport.Connection() as conn:
+    refused = create_many(conn, rec.INSERTED)
 for sock in keep:
     sock.close()
 emit(refused)

@@ -22,7 +22,10 @@ SIZE = 3000
 
 SCRIPT = """
 import socket
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec as codec
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctlayout as layout
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
+from ctfill import create_many
 from pyroute2 import NFCTSocket
 import pyroute2_reference
 import tables
@@ -37,12 +40,12 @@ extra = [
      'reply_src': '2001:db8:9::2', 'reply_dst': '2001:db8:9::99', 'reply_sport': 80, 'reply_dport': 3333,
      'status': ['SEEN_REPLY', 'ASSURED', 'SRC_NAT'], 'state': 'ESTABLISHED', 'timeout': 900, 'zone': 3},
 ]
-with nl.Connection() as conn:
-    refused = nl.create_many(conn, list(tables.random_entries(DATA, 4242)) + extra)
+with transport.Connection() as conn:
+    refused = create_many(conn, list(tables.random_entries(DATA, 4242)) + extra)
 assert refused == 0, refused
 import time
 start = time.monotonic()
-with nl.Connection() as conn:
+with transport.Connection() as conn:
     ours = list(conn.dump())
 theirs = []
 for family in (socket.AF_INET, socket.AF_INET6):
@@ -59,17 +62,17 @@ import json
 checked = json_bad = brief_bad = 0
 def together(buf, n, seq, out):
     texts, briefs, dicts = [], [], []
-    code = nl.batch_json(buf, n, seq, texts)
-    nl.batch_brief(buf, n, seq, briefs)
-    nl.plain_batch(nl.decode_ct)(buf, n, seq, dicts)
+    code = layout.batch_json(buf, n, seq, texts)
+    layout.batch_brief(buf, n, seq, briefs)
+    layout.plain_batch(codec.decode_ct)(buf, n, seq, dicts)
     out.extend(zip(texts, briefs, dicts))
     return code
-with nl.Connection() as conn:
+with transport.Connection() as conn:
     for items in conn.dump_batches(batch=together, threaded=True):
         for text, brief, entry in items:
             checked += 1
             json_bad += text != json.dumps(entry)
-            brief_bad += brief != nl.brief_of(entry)
+            brief_bad += brief != layout.brief_of(entry)
 emit({'ours': ours, 'theirs': theirs, 'default_families': default_families, 'elapsed': elapsed,
       'batch': {'checked': checked, 'json_bad': json_bad, 'brief_bad': brief_bad}})
 """

@@ -66,7 +66,7 @@ FILTERS = {
 }
 
 COMPARE = """
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter
 import tables
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
@@ -74,7 +74,7 @@ assert tables.fill(%d, %d) == 0
 def key(e):
     return [e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('sport'), e.get('dport'),
             e.get('icmp_id'), e.get('zone', 0)]
-with nl.Connection() as conn:
+with transport.Connection() as conn:
     full = list(conn.dump())
 v4 = [e for e in full if e['family'] == 'ipv4' and e['protonum'] == 6]
 v6 = [e for e in full if e['family'] == 'ipv6' and e['protonum'] == 17]
@@ -87,7 +87,7 @@ for name, params in DATA.items():
     flt = Filter.from_params(params)
     kernel = []
     for family, attrs in flt.kernel_requests():
-        with nl.Connection() as conn:
+        with transport.Connection() as conn:
             kernel += [key(e) for e in conn.dump(family, attrs)]
     out['filters'][name] = {'params': params, 'exact': kernel_selects_exactly(flt), 'kernel': kernel,
                             'python': [key(e) for e in full if flt.match(e)],
@@ -128,23 +128,27 @@ def test_kernel_does_the_work_where_it_can(results):
 
 RAW = """
 import errno
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nw
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctvocab as vocab
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec as codec
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _cttransport as transport
 import tables
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import kernel_selects_exactly
 assert tables.fill(%d, %d) == 0
-with nl.Connection() as conn:
+with transport.Connection() as conn:
     full = list(conn.dump())
 
 def flags_attr(orig, reply):
-    return nl.nla_nested(nl.CTA_FILTER, nl.nla(nl.CTA_FILTER_ORIG_FLAGS, orig.to_bytes(4, 'little')),
-                         nl.nla(nl.CTA_FILTER_REPLY_FLAGS, reply.to_bytes(4, 'little')))
+    return nw.nla_nested(vocab.CTA_FILTER, nw.nla(vocab.CTA_FILTER_ORIG_FLAGS, orig.to_bytes(4, 'little')),
+                         nw.nla(vocab.CTA_FILTER_REPLY_FLAGS, reply.to_bytes(4, 'little')))
 
 def dump(family, attrs):
     try:
-        with nl.Connection() as conn:
+        with transport.Connection() as conn:
             return [(e['family'], e['protonum'], e.get('src'), e.get('dst'), e.get('reply_src'), e.get('reply_dst'),
                      e.get('reply_sport'), e.get('reply_dport'), e.get('zone')) for e in conn.dump(family, attrs)]
-    except nl.ConntrackError as exc:
+    except ConntrackError as exc:
         return getattr(exc, 'errno', None) or exc.msg
 
 out = {'total': len(full)}
@@ -153,24 +157,24 @@ for fam, af, proto in (('ipv4', 2, 6), ('ipv6', 10, 17)):
     fam_entries = [e for e in full if e['family'] == fam]
     out[fam] = {'family_total': len(fam_entries), 'pick': pick}
     res = out[fam]
-    res['orig_src'] = dump(af, nl.encode_tuple(nl.CTA_TUPLE_ORIG, fam, {'src': pick['src']}) +
-                            flags_attr(nl.FILTER_IP_SRC, 0))
+    res['orig_src'] = dump(af, codec.encode_tuple(vocab.CTA_TUPLE_ORIG, fam, {'src': pick['src']}) +
+                            flags_attr(vocab.FILTER_IP_SRC, 0))
     res['orig_src_want'] = sum(e['src'] == pick['src'] for e in fam_entries)
-    res['reply_src_only'] = dump(af, nl.encode_tuple(nl.CTA_TUPLE_REPLY, fam, {'src': pick['reply_src']}) +
-                                  flags_attr(0, nl.FILTER_IP_SRC))
+    res['reply_src_only'] = dump(af, codec.encode_tuple(vocab.CTA_TUPLE_REPLY, fam, {'src': pick['reply_src']}) +
+                                  flags_attr(0, vocab.FILTER_IP_SRC))
     res['reply_src_want'] = sum(e['reply_src'] == pick['reply_src'] for e in fam_entries)
-    res['reply_dport_only'] = dump(af, nl.encode_tuple(nl.CTA_TUPLE_REPLY, fam,
-                                                        {'protonum': proto, 'dport': pick['reply_dport']}) +
-                                    flags_attr(0, nl.FILTER_PROTO_NUM | nl.FILTER_PROTO_DST_PORT))
+    res['reply_dport_only'] = dump(af, codec.encode_tuple(vocab.CTA_TUPLE_REPLY, fam,
+                                                           {'protonum': proto, 'dport': pick['reply_dport']}) +
+                                    flags_attr(0, vocab.FILTER_PROTO_NUM | vocab.FILTER_PROTO_DST_PORT))
     res['reply_dport_want'] = sum(e['protonum'] == proto and e.get('reply_dport') == pick['reply_dport']
                                   for e in fam_entries)
     res['orig_proto_reply_dport'] = dump(
-        af, nl.encode_tuple(nl.CTA_TUPLE_ORIG, fam, {'protonum': proto}) +
-        nl.encode_tuple(nl.CTA_TUPLE_REPLY, fam, {'protonum': proto, 'dport': pick['reply_dport']}) +
-        flags_attr(nl.FILTER_PROTO_NUM, nl.FILTER_PROTO_NUM | nl.FILTER_PROTO_DST_PORT))
-out['unspec_tuple'] = dump(0, nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', {'protonum': 6}) +
-                           flags_attr(nl.FILTER_PROTO_NUM, 0))
-out['unspec_mark'] = len(dump(0, nl.nla_be32(nl.CTA_MARK, 0) + nl.nla_be32(nl.CTA_MARK_MASK, 0xffffffff)))
+        af, codec.encode_tuple(vocab.CTA_TUPLE_ORIG, fam, {'protonum': proto}) +
+        codec.encode_tuple(vocab.CTA_TUPLE_REPLY, fam, {'protonum': proto, 'dport': pick['reply_dport']}) +
+        flags_attr(vocab.FILTER_PROTO_NUM, vocab.FILTER_PROTO_NUM | vocab.FILTER_PROTO_DST_PORT))
+out['unspec_tuple'] = dump(0, codec.encode_tuple(vocab.CTA_TUPLE_ORIG, 'ipv4', {'protonum': 6}) +
+                           flags_attr(vocab.FILTER_PROTO_NUM, 0))
+out['unspec_mark'] = len(dump(0, nw.nla_be32(vocab.CTA_MARK, 0) + nw.nla_be32(vocab.CTA_MARK_MASK, 0xffffffff)))
 out['mark0_want'] = sum(e.get('mark', 0) == 0 for e in full)
 emit(out)
 """ % (SIZE, SEED + 1)

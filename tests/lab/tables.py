@@ -2,17 +2,21 @@
 
 ``random_entries(n, seed)`` yields entry dicts (IPv4 and IPv6; TCP, UDP, ICMP, ICMPv6, SCTP;
 marks, zones, states, status flags) with documentation addresses only; ``fill(n, seed)``
-creates them in the current network namespace. Run it inside a namespace:
+creates them in the current network namespace
+(tests/lab/ctfill.py). Run it inside a namespace:
 ``ip netns exec NS python tests/lab/tables.py N [SEED]``.
 """
 import os
 import random
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'build', 'src'))
+sys.path.insert(0, HERE)
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl  # noqa: E402
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection  # noqa: E402
+from ctfill import create_many  # noqa: E402
 
 V4_NETS = ('192.0.2.', '198.51.100.', '203.0.113.')
 TCP_STATES = ('SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'TIME_WAIT', 'CLOSE')
@@ -62,8 +66,8 @@ def random_entries(n, seed=1):
 
 def fill(n, seed=1):
     """Create ``n`` random entries in the current namespace; return the number the kernel refused."""
-    with nl.Connection() as conn:
-        return nl.create_many(conn, random_entries(n, seed))
+    with Connection() as conn:
+        return create_many(conn, random_entries(n, seed))
 
 
 if __name__ == '__main__':

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, exit_with_bulk
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
+    ConntrackError, exit_with_bulk, kernel_version)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import EntryStream
 
 
@@ -70,3 +71,9 @@ def test_no_log_values_take_ansibles_own_path(capsys):
     stream = EntryStream(iter([[{'id': 0}, {'id': 1}], [{'id': 2}]]), limit=0)
     code, out = run(capsys, FakeModule(no_log_values=['secret']), {'entries': stream})
     assert code == 0 and [e['id'] for e in out['entries']] == [0, 1, 2] and out['matched'] == 3
+
+
+@pytest.mark.parametrize('release, want', [('6.18.44-fc', (6, 18)), ('5.10.0-21-amd64', (5, 10)), ('6.8', (6, 8)),
+                                           ('garbage', (0, 0))])
+def test_kernel_version(release, want):
+    assert kernel_version(release) == want

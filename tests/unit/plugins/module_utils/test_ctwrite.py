@@ -1,147 +1,95 @@
-"""Unit tests of the write path's pure parts: kernel-flush eligibility, request encoding, raw matchers."""
-import struct
+"""Unit tests of the single-entry operations: the requests they send (to a recording connection), their errors."""
+import errno
 
-import pytest
-
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec as codec
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctvocab as vocab
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_OPTIONS, Filter
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nw
+
+IDENT = {'family': 'ipv4', 'protonum': 6, 'direction': 'orig', 'zone': 3,
+         'tuple': {'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2}}
 
 
-def flt(**given):
-    params = dict((k, None) for k in FILTER_OPTIONS)
-    params.update(given)
-    return Filter.from_params(params)
+class Recorder(object):
+    """Stands in for a Connection: records each request; ``fail`` is the errno it answers with."""
+
+    def __init__(self, fail=None):
+        self.requests = []
+        self.fail = fail
+
+    def request(self, subsys, msg, flags, family=0, version=0, attrs=b'', action='request'):
+        self.requests.append((subsys, msg, flags, family, version, attrs, action))
+        if self.fail:
+            raise nw.NetlinkError(self.fail, action)
+        return []
 
 
-def params(**given):
-    out = dict((k, None) for k in FILTER_OPTIONS)
-    out.update(table='conntrack', all=False, max_delete=None, sample_size=10, helper=None, method='auto')
-    out.update(given)
-    return out
+def types(attrs):
+    return [atype for atype, _p, _e in nw.iter_attrs(attrs, 0, len(attrs))]
 
 
-@pytest.mark.parametrize('release, want', [('6.18.44-fc', (6, 18)), ('5.10.0-21-amd64', (5, 10)), ('6.8', (6, 8)),
-                                           ('garbage', (0, 0))])
-def test_kernel_version(release, want):
-    assert ctw.kernel_version(release) == want
+def test_identity_attrs():
+    attrs = ctw.identity_attrs(IDENT)
+    assert types(attrs) == [vocab.CTA_TUPLE_ORIG, vocab.CTA_ZONE]
+    assert ctw.identity_attrs(dict(IDENT, direction='reply', zone=0)) == codec.encode_tuple(
+        vocab.CTA_TUPLE_REPLY, 'ipv4', dict(IDENT['tuple'], protonum=6))
 
 
-@pytest.mark.parametrize('given, ok', [
-    ({}, True), ({'mark': 0}, True), ({'family': 'ipv6', 'zone': 3}, True), ({'status': ['UNREPLIED']}, True),
-    ({'proto': 'tcp'}, False), ({'src': '192.0.2.1'}, False), ({'proto': 'tcp', 'state': ['ESTABLISHED']}, False),
-    ({'dst': '2001:db8::/32'}, False),
-])
-def test_kernel_flushable(given, ok):
-    assert ctw.kernel_flushable(flt(**given), '6.18.0') is ok
-    assert ctw.kernel_flushable(flt(**given), '6.1.0') is False  # zone filters arrived in 6.8: never older
-
-
-def test_flush_request_attrs_mark_zero_is_a_filter():
-    family, attrs = ctw.flush_request_attrs(flt(mark=0, family='ipv4'))
-    assert family == nl.AF_INET
-    assert attrs == nl.nla_be32(nl.CTA_MARK, 0) + nl.nla_be32(nl.CTA_MARK_MASK, 0xffffffff)
-
-
-def test_delete_request_copies_tuple_zone_and_id():
+def test_create_and_update_write_the_same_protoinfo():
+    conn = Recorder()
     entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2,
-             'state': 'ESTABLISHED', 'timeout': 5, 'status': [], 'zone': 7}
-    orig = nl.encode_tuple(nl.CTA_TUPLE_ORIG, 'ipv4', {'src': '192.0.2.1', 'dst': '192.0.2.2', 'protonum': 6,
-                                                       'sport': 1, 'dport': 2})
-    reply = nl.encode_tuple(nl.CTA_TUPLE_REPLY, 'ipv4', nl.reply_of(entry))
-    payload = orig + reply + nl.nla_be16(nl.CTA_ZONE, 7) + nl.nla_be32(nl.CTA_STATUS, 8) + \
-        nl.nla_be32(nl.CTA_MARK, 0) + nl.nla_be32(nl.CTA_ID, 0xabcdef)
-    request = ctw._delete_of(payload, 0, len(payload), nl.AF_INET)
-    length, mtype, flags = struct.unpack_from('=IHH', request)
-    assert length == len(request) and mtype == (1 << 8) | nl.IPCTNL_MSG_CT_DELETE and flags == nl.NLM_F_REQUEST
-    body = request[20:]
-    assert body == orig + nl.nla_be16(nl.CTA_ZONE, 7) + nl.nla_be32(nl.CTA_ID, 0xabcdef)
+             'state': 'ESTABLISHED', 'timeout': 5}
+    ctw.create_entry(conn, entry)
+    ctw.update_entry(conn, IDENT, {'timeout': 9}, state='ESTABLISHED', protonum=6)
+    created, updated = conn.requests[0][5], conn.requests[1][5]
+    info = codec.encode_protoinfo(6, 'ESTABLISHED')
+    assert info in created and info in updated
+    assert conn.requests[0][2] == nw.NLM_F_REQUEST | nw.NLM_F_ACK | nw.NLM_F_CREATE | nw.NLM_F_EXCL
+    assert conn.requests[1][2] == nw.NLM_F_REQUEST | nw.NLM_F_ACK
 
 
-def dumped(entry, zone=0, seq=7):
-    """One CT_NEW message as a dump carries it (tuples, zone, status, mark, id, use, timeout)."""
-    payload = nl.encode_tuple(nl.CTA_TUPLE_ORIG, entry['family'], entry) + \
-        nl.encode_tuple(nl.CTA_TUPLE_REPLY, entry['family'], nl.reply_of(entry))
-    if zone:
-        payload += nl.nla_be16(nl.CTA_ZONE, zone)
-    payload += b''.join(nl.nla_be32(atype, value) for atype, value in (
-        (nl.CTA_STATUS, 8), (nl.CTA_MARK, 0), (nl.CTA_ID, 0xabcdef), (nl.CTA_USE, 1), (nl.CTA_TIMEOUT, 5)))
-    body = struct.pack('=BBH', nl.AF_INET if entry['family'] == 'ipv4' else nl.AF_INET6, 0, 0) + payload
-    return struct.pack('=IHHII', 16 + len(body), (1 << 8) | nl.IPCTNL_MSG_CT_NEW, nl.NLM_F_MULTI, seq, 0) + body
+def test_create_writes_nat():
+    conn = Recorder()
+    entry = {'family': 'ipv4', 'protonum': 17, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2,
+             'nat_dst': {'ip': '203.0.113.1', 'port': 53}}
+    ctw.create_entry(conn, entry)
+    assert conn.requests[0][5].endswith(codec.encode_nat(entry))
 
 
-def test_raw_net_checks_only_for_address_residuals():
-    assert ctw.raw_net_checks(flt(mark=1)) is None
-    assert ctw.raw_net_checks(flt(proto='tcp', state=['ESTABLISHED'], src='192.0.2.0/24')) is None
-    assert ctw.raw_net_checks(flt(proto='sctp', dport=5, src='192.0.2.0/24')) is None
-    assert ctw.raw_net_checks(flt(src='192.0.2.0/24', proto='tcp', dport=80))
+def test_update_masks():
+    conn = Recorder()
+    ctw.update_entry(conn, IDENT, {'mark': 1, 'labels': 6})
+    attrs = conn.requests[0][5]
+    assert types(attrs)[2:] == [vocab.CTA_MARK, vocab.CTA_MARK_MASK, vocab.CTA_LABELS, vocab.CTA_LABELS_MASK]
+    assert attrs.endswith(codec.encode_labels(6, (1 << 128) - 1))
 
 
-@pytest.mark.parametrize('release,raw', [('5.15.0', False), ('6.6.30', False), ('6.8.0', True), ('6.18.0', True)])
-def test_raw_net_checks_need_a_kernel_that_filters_the_rest(release, raw):
-    """Before 6.8 the dump ignores CTA_ZONE: a CIDR + zone filter must check the zone in Python too."""
-    assert (ctw.raw_net_checks(flt(src='192.0.2.0/24', zone=5), release) is not None) is raw
+def test_delete_entry_and_expectation():
+    conn = Recorder()
+    assert ctw.delete_entry(conn, IDENT, 77) is True
+    assert conn.requests[0][:2] == (nw.NFNL_SUBSYS_CTNETLINK, nw.IPCTNL_MSG_CT_DELETE)
+    assert types(conn.requests[0][5]) == [vocab.CTA_TUPLE_ORIG, vocab.CTA_ZONE, vocab.CTA_ID]
+    exp = {'family': 'ipv4', 'zone': 0, 'id': 5, 'tuple': {'src': '192.0.2.2', 'dst': '192.0.2.1', 'protonum': 6,
+                                                           'sport': 0, 'dport': 50000}}
+    assert ctw.delete_expect(conn, exp) is True
+    assert conn.requests[1][:2] == (nw.NFNL_SUBSYS_CTNETLINK_EXP, nw.IPCTNL_MSG_EXP_DELETE)
+    assert conn.requests[1][5] == codec.encode_expect_identity(exp)
+    # gone already: not an error
+    assert ctw.delete_entry(Recorder(errno.ENOENT), IDENT) is False
+    assert ctw.delete_expect(Recorder(errno.ENOENT), exp) is False
 
 
-def test_raw_net_checks_not_with_exclusions():
-    guarded = flt(src='192.0.2.0/24')
-    guarded.exclude(Filter.port_guard(None, 6, [(443, 443)]))
-    assert ctw.raw_net_checks(guarded) is None
-
-
-@pytest.mark.parametrize('zone', [0, 7])
-def test_selection_batch_matches_cidrs_on_the_bytes_and_copies_the_delete(zone):
-    """A CIDR filter: matching entries become the CT_DELETE the attribute walk builds, the others b''."""
-    inside = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.77', 'dst': '198.51.100.1', 'sport': 1, 'dport': 80}
-    outside = dict(inside, src='198.51.100.77')
-    icmp = {'family': 'ipv4', 'protonum': 1, 'src': '192.0.2.78', 'dst': '198.51.100.1', 'icmp_type': 8,
-            'icmp_code': 0, 'icmp_id': 9}
-    datagram = dumped(inside, zone) + dumped(outside, zone) + dumped(icmp, zone)
-    sample = []
-    batch = ctw._selection_batch(flt(src='192.0.2.0/24'), False, sample, 10, True)
-    out = []
-    assert batch(datagram, len(datagram), 7, out) is None
-    first = dumped(inside, zone)
-    third = dumped(icmp, zone)
-    assert out == [ctw._delete_of(first, 20, len(first), nl.AF_INET), b'',
-                   ctw._delete_of(third, 20, len(third), nl.AF_INET)]
-    assert [e['src'] for e in sample] == ['192.0.2.77', '192.0.2.78'] and sample[0]['zone'] == zone
-    # a condition only Python checks (a reply-direction port): decoded, tested, and the request still copied
-    # at fixed offsets, the same bytes
-    by_reply = ctw._selection_batch(flt(proto='tcp', reply_dport=1), False, [], 0, True)
-    out = []
-    by_reply(datagram, len(datagram), 7, out)
-    assert out == [ctw._delete_of(first, 20, len(first), nl.AF_INET), ctw._delete_of(dumped(outside, zone), 20,
-                   len(dumped(outside, zone)), nl.AF_INET), b'']
-    counting = ctw._selection_batch(flt(src='192.0.2.0/24'), False, [], 0, False)
-    out = []
-    counting(datagram, len(datagram), 7, out)
-    assert out == [1, 0, 1]
-
-
-@pytest.mark.parametrize('given, words', [
-    ({}, ['no filter', 'all: true']),
-    ({'all': True, 'mark': 1}, ['cannot be combined']),
-    ({'max_delete': -2, 'mark': 1}, ['max_delete']),
-    ({'helper': 'ftp'}, ['table: expect']),
-    ({'table': 'expect', 'status': ['ASSURED']}, ['status', 'expect table']),
-    ({'table': 'expect'}, ['expectation table', 'all: true']),
-])
-def test_validate_flush(given, words):
-    with pytest.raises(ConntrackError) as info:
-        ctw.validate_flush(params(**given))
-    for word in words:
-        assert word in info.value.msg
-
-
-def test_validate_flush_accepts():
-    assert ctw.validate_flush(params(all=True)).empty
-    assert ctw.validate_flush(params(table='expect', helper='ftp')).empty
-    assert ctw.validate_flush(params(table='expect', proto='tcp', dport=21)).given == {'proto': 'tcp', 'dport': 21}
+def test_refusals_are_explained():
+    try:
+        ctw.delete_entry(Recorder(errno.EINVAL), IDENT)
+    except nw.NetlinkError as exc:
+        assert 'check the tuple' in exc.msg
+    try:
+        ctw.delete_expect(Recorder(errno.EINVAL), {'family': 'ipv4', 'tuple': {'protonum': 6}})
+    except nw.NetlinkError as exc:
+        assert exc.msg == 'deleting an expectation failed: the kernel rejected the request as invalid (EINVAL)'
 
 
 def test_errors_are_plain():
-    import errno
-    err = ctw._explain(nl.NetlinkError(errno.EEXIST), 'creating the entry')
+    err = ctw._explain(nw.NetlinkError(errno.EEXIST), 'creating the entry')
     assert 'already exists' in err.msg and 'EEXIST' in err.msg and err.errno == errno.EEXIST

@@ -219,7 +219,7 @@ def kernel(monkeypatch):
         fake = Kernel(entry, **kw)
         for name in ('get_entry', 'update_entry', 'create_entry', 'delete_entry'):
             monkeypatch.setattr(_entry.ctw, name, getattr(fake, name))
-        monkeypatch.setattr(_entry.nl, 'Connection', Conn)
+        monkeypatch.setattr(_entry, 'Connection', Conn)
         return fake
     return make
 

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import (
     Filter, kernel_selects_exactly, parse_proto, parse_u32)
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import STATUS_VALUES
 
 AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
 
@@ -470,9 +470,9 @@ def test_describe_and_given():
 
 def test_status_bits_are_the_kernels():
     """enum ip_conntrack_status: the bit numbers the kernel uses."""
-    assert nl.STATUS_VALUES['SEEN_REPLY'] == 2 and nl.STATUS_VALUES['ASSURED'] == 4
-    assert nl.STATUS_VALUES['CONFIRMED'] == 8 and nl.STATUS_VALUES['DST_NAT'] == 32
-    assert nl.STATUS_VALUES['OFFLOAD'] == 1 << 14
+    assert STATUS_VALUES['SEEN_REPLY'] == 2 and STATUS_VALUES['ASSURED'] == 4
+    assert STATUS_VALUES['CONFIRMED'] == 8 and STATUS_VALUES['DST_NAT'] == 32
+    assert STATUS_VALUES['OFFLOAD'] == 1 << 14
 
 
 # --- one decision for "the kernel filters this exactly", by kernel release -------------------------
@@ -514,7 +514,7 @@ def test_exclusions_are_never_exact(index):
 
 
 def test_kernel_flushable_uses_the_same_decision():
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctwrite import kernel_flushable
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctflush import kernel_flushable
     zone = Filter.from_params({'zone': 5})
     assert [kernel_flushable(zone, r) for r in RELEASES] == [False, False, False, False, True, True]
     tuple_filter = Filter.from_params({'proto': 'tcp', 'dport': 80})

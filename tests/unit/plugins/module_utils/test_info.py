@@ -4,13 +4,17 @@ The kernel is replaced by plain lists of entry dicts (monkeypatched readers), so
 anywhere; tests/integration/test_conntrack_info.py runs the same code against the real kernel.
 """
 import json
+import struct
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctlayout as layout
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Joined
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _info as info
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, MissingLibraryError
+
+import ctrecorded  # noqa: E402
 
 TABLE = [
     {'family': 'ipv4', 'proto': 'tcp', 'protonum': 6, 'src': '192.0.2.1', 'dst': '198.51.100.1', 'sport': 1000,
@@ -28,7 +32,7 @@ TABLE = [
 
 def summarise(entries, top=10):
     summary = info.Summary(top)
-    summary.consume(nl.brief_of(entry) for entry in entries)
+    summary.consume(layout.brief_of(entry) for entry in entries)
     return summary.result()
 
 
@@ -251,8 +255,27 @@ def test_gather_procfs_without_proc_table(fake_proc, monkeypatch):
 
 def test_entry_stream_counts_joined_batches_and_cuts_them_at_the_limit():
     texts = [json.dumps({'id': i}) for i in range(5)]
-    batches = [[texts[0]], nl.Joined(', '.join(texts[1:4]), 3), [texts[4]]]
+    batches = [[texts[0]], Joined(', '.join(texts[1:4]), 3), [texts[4]]]
     stream = info.EntryStream(iter(batches), limit=2, text=True)
     written = [t for chunk in stream.chunks() for t in chunk]
     assert [json.loads(t)['id'] for t in written] == [0, 1]
     assert stream.trailer() == {'matched': 5, 'truncated': True}
+
+
+def test_limited_listing_counts_past_the_limit_without_decoding():
+    """A listing with a limit decodes datagrams until the limit is reached, then only counts entries."""
+    decoded = []
+
+    def counting_json(buf, off, end, family):
+        decoded.append(1)
+        return layout.decode_ct_json(buf, off, end, family)
+
+    data = ctrecorded.datagrams()[0]
+    seq = struct.unpack_from('=IHHII', data)[3]
+    run = info._limited(layout.plain_batch(counting_json), 2)
+    first, second = [], []
+    run(data, len(data), seq, first)
+    run(data, len(data), seq, second)  # the same datagram again: past the limit now
+    assert len(first) == len(second) > 2
+    assert [json.loads(text) for text in first] == ctrecorded.ENTRIES[:len(first)]
+    assert second == [0] * len(second) and len(decoded) == len(first)

@@ -4,18 +4,12 @@
 the same moment as a netlink dump of the same table, so each parsed line is compared with the
 netlink decoder's entry on every field /proc shows.
 """
-import json
-import os
-import struct
-
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctnetlink as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import STATS_KEYS
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'fixtures')
-with open(os.path.join(FIXTURES, 'ctnetlink_recorded.json')) as _handle:
-    REC = json.load(_handle)
+from ctrecorded import ENTRIES, REC  # noqa: E402
 
 # What /proc shows of an entry: no id, no labels, no timestamps (delta-time instead), no helper, and the
 # status only as [UNREPLIED] / [ASSURED] / [OFFLOAD]; ``use`` is one higher (the reader holds a reference).
@@ -24,22 +18,9 @@ PROC_FIELDS = ('family', 'proto', 'protonum', 'timeout', 'state', 'src', 'dst', 
                'reply_icmp_code', 'reply_icmp_id', 'packets', 'bytes', 'reply_packets', 'reply_bytes', 'mark', 'zone')
 
 
-def netlink_entries():
-    out = []
-    for text in REC['dump']:
-        data = bytes.fromhex(text)
-        off = 0
-        while off + 16 <= len(data):
-            mlen, mtype = struct.unpack_from('=IH', data, off)
-            if mtype >= 0x100:
-                out.append(nl.decode_ct(data, off + 20, off + mlen, data[off + 16]))
-            off += (mlen + 3) & ~3
-    return out
-
-
 def test_recorded_table_matches_netlink_on_every_shown_field():
     parsed = [procfs.parse_line(line) for line in REC['proc_conntrack'].splitlines()]
-    netlink = netlink_entries()
+    netlink = ENTRIES
     assert len(parsed) == len(netlink) == 9
     # /proc and the dump walk the same hash table in the same order
     for ours, theirs in zip(parsed, netlink):
@@ -117,11 +98,11 @@ def test_stats_from_recorded_file(tmp_path):
     path.write_text(REC['proc_stat'])
     rows = procfs.stats_per_cpu(str(path))
     assert [row['cpu'] for row in rows] == [0, 1]
-    assert set(rows[0]) == set(nl.STATS_KEYS) | {'cpu'}
+    assert set(rows[0]) == set(STATS_KEYS) | {'cpu'}
     # conntrack -S, recorded at the same moment, agrees on every statistic
     for cpu, line in enumerate(REC['conntrack_stats'].splitlines()):
         values = dict(token.split('=') for token in line.split() if '=' in token)
-        for key in nl.STATS_KEYS:
+        for key in STATS_KEYS:
             assert rows[cpu][key] == int(values[key]), key
     assert procfs.sum_stats(rows)['insert'] == 4
 
