@@ -81,6 +81,9 @@ PROTO_NUMBERS.update({'icmp6': 58, 'ipv6-icmp': 58, 'udp-lite': 136})
 PORT_PROTO_NAMES = ('tcp', 'udp', 'sctp', 'dccp', 'udplite')
 PORT_PROTOS = frozenset(PROTO_NUMBERS[name] for name in PORT_PROTO_NAMES)
 ICMP_PROTOS = frozenset((PROTO_NUMBERS['icmp'], PROTO_NUMBERS['icmpv6']))
+# the ICMP types the kernel tracks (requests and their replies: the invmap of nf_conntrack_proto_icmp(v6).c);
+# a tuple of another type is refused (EINVAL), and no entry ever has one
+ICMP_TRACKED = {1: (0, 8, 13, 14, 15, 16, 17, 18), 58: (128, 129, 139, 140)}
 
 # enum tcp_conntrack, sctp_conntrack, ct_dccp_states
 TCP_STATES = ('NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK',

@@ -31,7 +31,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab impor
     AF_INET, AF_INET6, CTA_FILTER, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_REPLY_FLAGS, CTA_MARK, CTA_MARK_MASK, CTA_STATUS,
     CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, DCCP_STATES, FAMILIES, FILTER_ICMPV6_CODE,
     FILTER_ICMPV6_ID, FILTER_ICMPV6_TYPE, FILTER_ICMP_CODE, FILTER_ICMP_ID, FILTER_ICMP_TYPE, FILTER_IP_DST,
-    FILTER_IP_SRC, FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, ICMP_PROTOS, PORT_PROTOS,
+    FILTER_IP_SRC, FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, ICMP_PROTOS, ICMP_TRACKED, PORT_PROTOS,
     PORT_PROTO_NAMES, PROTO_NAMES, PROTO_NUMBERS, PROTO_STATES, SCTP_STATES, STATE_ALIASES, STATUS_BITS, STATUS_VALUES, TCP_STATES,
     status_value)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_tuple
@@ -174,6 +174,12 @@ class Filter(object):
                 if self.protonum not in ICMP_PROTOS:
                     raise ConntrackError('%s needs proto icmp or icmpv6' % option, option=option)
                 self.icmp[option] = given[option]
+        if 'icmp_type' in self.icmp and self.icmp['icmp_type'] not in ICMP_TRACKED[self.protonum]:
+            # the kernel refuses such a tuple filter (EINVAL): no entry ever has another type
+            raise ConntrackError('icmp_type %s: the kernel tracks %s types %s only (requests and their replies), so no '
+                                 'entry has another type' % (self.icmp['icmp_type'], PROTO_NAMES[self.protonum],
+                                                             ', '.join(str(t) for t in ICMP_TRACKED[self.protonum])),
+                                 option='icmp_type')
         if self.protonum == 1 and self.family == 'ipv6' or self.protonum == 58 and self.family == 'ipv4':
             raise ConntrackError('proto %s does not exist in family %s: use %s'
                                  % (PROTO_NAMES[self.protonum], self.family,

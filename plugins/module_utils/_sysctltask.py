@@ -67,29 +67,51 @@ class SysctlManager(object):
         plan = []
         seen = {}
         for name, value in items:
-            knob = knobs.resolve(name, catalogue)
-            if knob.short in seen:
-                raise ConntrackError('%s is given twice (as %r and %r)' % (knob.sysctl, seen[knob.short], name),
-                                     option='settings')
-            seen[knob.short] = name
-            if knob.read_only:
-                raise ConntrackError('%s is read-only: %s' % (knob.sysctl, knobs.why_read_only(knob)), option='name')
-            if state == 'absent':
-                plan.append((knob, None))
-                continue
-            number = knobs.parse_value(knob, value)
-            if apply and knob.scope == 'global' and not self.initial_namespace:
-                where = ('namespace %r' % self.namespace) if self.namespace else 'this network namespace'
-                raise ConntrackError(
-                    '%s is global: it can only be changed from the initial network namespace (the host), '
-                    'not from %s; run the task on the host without namespace (per-namespace knobs such as '
-                    'timeouts can be set here)' % (knob.sysctl, where), option='name')
-            if apply and knob.present and not knob.writable:
-                raise ConntrackError('%s is read-only here: %s' % (knob.sysctl, knobs.why_read_only(knob)), option='name')
-            plan.append((knob, number))
+            try:
+                self._check_one(name, value, catalogue, seen, plan, state, apply)
+            except ConntrackError as exc:
+                raise self._located(exc, name, value)
         if state == 'present':
-            self._check_pairs(plan)
+            try:
+                self._check_pairs(plan)
+            except ConntrackError as exc:
+                if exc.option != 'settings':
+                    raise
+                raise ConntrackError('settings: %s' % exc.msg, option='settings')
         return plan
+
+    def _located(self, exc, name, value):
+        """``exc`` with the option it is about in front: ``settings.NAME``, or ``name``/``value``."""
+        if self.params.get('settings'):
+            where = 'settings.%s' % name
+        elif exc.option == 'value':
+            where = 'value %r' % (value,)
+        else:
+            where = 'name %r' % (name,)
+        return ConntrackError('%s: %s' % (where, exc.msg), option=where.split(' ')[0])
+
+    def _check_one(self, name, value, catalogue, seen, plan, state, apply):
+        """Check one requested knob and add it to ``plan`` (raises ConntrackError)."""
+        knob = knobs.resolve(name, catalogue)
+        if knob.short in seen:
+            raise ConntrackError('%s is given twice (as %r and %r)' % (knob.sysctl, seen[knob.short], name),
+                                 option='settings')
+        seen[knob.short] = name
+        if knob.read_only:
+            raise ConntrackError('%s is read-only: %s' % (knob.sysctl, knobs.why_read_only(knob)), option='name')
+        if state == 'absent':
+            plan.append((knob, None))
+            return
+        number = knobs.parse_value(knob, value)
+        if apply and knob.scope == 'global' and not self.initial_namespace:
+            where = ('namespace %r' % self.namespace) if self.namespace else 'this network namespace'
+            raise ConntrackError(
+                '%s is global: it can only be changed from the initial network namespace (the host), '
+                'not from %s; run the task on the host without namespace (per-namespace knobs such as '
+                'timeouts can be set here)' % (knob.sysctl, where), option='name')
+        if apply and knob.present and not knob.writable:
+            raise ConntrackError('%s is read-only here: %s' % (knob.sysctl, knobs.why_read_only(knob)), option='name')
+        plan.append((knob, number))
 
     def _check_pairs(self, plan):
         wanted = dict((knob.short, value) for knob, value in plan)

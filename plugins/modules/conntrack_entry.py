@@ -255,7 +255,8 @@ namespace:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ENTRY_ARGSPEC, EntrySpec, ensure
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ensure
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import ENTRY_ARGSPEC, EntrySpec
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 

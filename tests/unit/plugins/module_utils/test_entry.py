@@ -1,7 +1,7 @@
 """Unit tests of conntrack_entry's desired-state logic (no kernel)."""
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _entry
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _entry, _entryspec
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 
 TCP = dict(proto='tcp', src='192.0.2.1', dst='192.0.2.2', sport=40000, dport=443, tcp_state='ESTABLISHED',
@@ -9,11 +9,11 @@ TCP = dict(proto='tcp', src='192.0.2.1', dst='192.0.2.2', sport=40000, dport=443
 
 
 def spec(**given):
-    params = dict((k, None) for k in _entry.ENTRY_ARGSPEC)
+    params = dict((k, None) for k in _entryspec.ENTRY_ARGSPEC)
     params.update(state='present', zone=0, timeout_policy='on_create', labels_mode='add')
     params.update(TCP)
     params.update(given)
-    return _entry.EntrySpec.from_params(params)
+    return _entryspec.EntrySpec.from_params(params)
 
 
 def current(**extra):
@@ -114,10 +114,10 @@ def test_create_missing():
 def test_label_names(tmp_path):
     conf = tmp_path / 'connlabel.conf'
     conf.write_text('# comment\n0 eth0-in\n5 blocked\n')
-    names = _entry.load_label_names([str(conf)])
-    assert _entry.parse_labels(['blocked', 3], names) == {5, 3}
+    names = _entryspec.load_label_names([str(conf)])
+    assert _entryspec.parse_labels(['blocked', 3], names) == {5, 3}
     with pytest.raises(ConntrackError, match='known: blocked, eth0-in'):
-        _entry.parse_labels(['nope'], names)
+        _entryspec.parse_labels(['nope'], names)
 
 
 # --- bad input found with generated values --------------------------------------------------------
@@ -163,10 +163,10 @@ def test_listen_is_the_cli_name_of_syn_sent2():
 
 def test_a_protocol_the_kernel_does_not_track_is_refused(monkeypatch, tmp_path):
     (tmp_path / 'nf_conntrack_sctp_timeout_established').write_text('210\n')
-    assert _entry.kernel_tracks(33, str(tmp_path)) is False   # DCCP: removed in Linux 6.16
-    assert _entry.kernel_tracks(132, str(tmp_path)) is True
-    assert _entry.kernel_tracks(6, str(tmp_path)) is True
-    monkeypatch.setattr(_entry, 'kernel_tracks', lambda protonum: protonum != 33)
+    assert _entryspec.kernel_tracks(33, str(tmp_path)) is False   # DCCP: removed in Linux 6.16
+    assert _entryspec.kernel_tracks(132, str(tmp_path)) is True
+    assert _entryspec.kernel_tracks(6, str(tmp_path)) is True
+    monkeypatch.setattr(_entryspec, 'kernel_tracks', lambda protonum: protonum != 33)
     with pytest.raises(ConntrackError, match='no DCCP connection tracking') as info:
         spec(proto='dccp', tcp_state='OPEN')
     assert info.value.option == 'proto'

@@ -434,13 +434,13 @@ def test_ports_of_other_protos_are_not_sent(proto):
                     'reply_flags': 0}]
 
 
-@pytest.mark.parametrize('proto,family,flags,names', [
-    ('icmp', AF_INET, ICMP_TYPE | ICMP_CODE | ICMP_ID, ('icmp_type', 'icmp_code', 'icmp_id')),
-    ('icmpv6', AF_INET6, ICMPV6_TYPE | ICMPV6_CODE | ICMPV6_ID, ('icmpv6_type', 'icmpv6_code', 'icmpv6_id')),
+@pytest.mark.parametrize('proto,family,flags,names,echo', [
+    ('icmp', AF_INET, ICMP_TYPE | ICMP_CODE | ICMP_ID, ('icmp_type', 'icmp_code', 'icmp_id'), 8),
+    ('icmpv6', AF_INET6, ICMPV6_TYPE | ICMPV6_CODE | ICMPV6_ID, ('icmpv6_type', 'icmpv6_code', 'icmpv6_id'), 128),
 ])
-def test_icmp_fields(proto, family, flags, names):
-    got = requests(proto=proto, icmp_type=8, icmp_code=0, icmp_id=77)
-    assert got == [{'family': family, 'orig': dict(zip(('protonum',) + names, (parse_proto(proto), 8, 0, 77))),
+def test_icmp_fields(proto, family, flags, names, echo):
+    got = requests(proto=proto, icmp_type=echo, icmp_code=0, icmp_id=77)
+    assert got == [{'family': family, 'orig': dict(zip(('protonum',) + names, (parse_proto(proto), echo, 0, 77))),
                     'orig_flags': PROTO_NUM | flags, 'reply_flags': 0}]
 
 
@@ -537,3 +537,15 @@ def test_port_guard_matches_tcp_to_the_ports_only():
     assert flt.match(dict(base, dport=22)) and not flt.match(dict(base, dport=443))
     every_port = Filter.port_guard(None, 6, [])
     assert every_port.match(dict(base, dport=1, family='ipv6'))
+
+
+@pytest.mark.parametrize('proto,icmp_type,ok', [('icmp', 8, True), ('icmp', 3, False), ('icmpv6', 128, True),
+                                                ('icmpv6', 1, False), ('icmpv6', 135, False), ('ipv6-icmp', 139, True)])
+def test_icmp_types_the_kernel_does_not_track_are_refused(proto, icmp_type, ok):
+    """The kernel refuses a tuple filter with such a type (EINVAL): say so, naming the option."""
+    if ok:
+        assert Filter.from_params({'proto': proto, 'icmp_type': icmp_type}).icmp['icmp_type'] == icmp_type
+    else:
+        with pytest.raises(ConntrackError) as info:
+            Filter.from_params({'proto': proto, 'icmp_type': icmp_type})
+        assert info.value.option == 'icmp_type' and 'the kernel tracks' in info.value.msg
