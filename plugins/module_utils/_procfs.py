@@ -14,6 +14,7 @@ __metaclass__ = type
 import os
 import platform
 import socket
+import stat
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int, read_text
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
@@ -46,17 +47,32 @@ def buckets():
     return value if value is not None else read_int(HASHSIZE)
 
 
-def sysctls():
-    """Every ``net.netfilter.nf_conntrack_*`` value of this namespace: {full name: int or str}."""
-    values = {}
+def scan_knobs(netfilter_dir=SYSCTL_DIR):
+    """The one scan of the conntrack knobs: [(file name, path, os.stat result)] of every regular
+    ``nf_conntrack_*`` file in ``netfilter_dir`` (this namespace's view), sorted by name."""
     try:
-        names = sorted(os.listdir(SYSCTL_DIR))
+        names = sorted(os.listdir(netfilter_dir))
     except OSError:
-        return values
+        return []
+    found = []
     for name in names:
         if not name.startswith('nf_conntrack_'):
             continue
-        text = read_text(os.path.join(SYSCTL_DIR, name))
+        path = os.path.join(netfilter_dir, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((name, path, st))
+    return found
+
+
+def sysctls():
+    """Every ``net.netfilter.nf_conntrack_*`` value of this namespace: {full name: int or str}."""
+    values = {}
+    for name, path, _st in scan_knobs():
+        text = read_text(path)
         if text is None:
             continue
         try:

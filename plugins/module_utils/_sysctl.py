@@ -29,10 +29,10 @@ __metaclass__ = type
 import errno
 import os
 import re
-import stat
 import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._procfs import scan_knobs
 
 NETFILTER_DIR = '/proc/sys/net/netfilter'
 PREFIX = 'nf_conntrack_'
@@ -182,20 +182,7 @@ class Knob(object):
 def read_catalogue(netfilter_dir=NETFILTER_DIR):
     """Return {short name: Knob} for every nf_conntrack_* file of this kernel, in this namespace."""
     catalogue = {}
-    try:
-        names = sorted(os.listdir(netfilter_dir))
-    except OSError:
-        return catalogue
-    for name in names:
-        if not name.startswith(PREFIX):
-            continue
-        path = os.path.join(netfilter_dir, name)
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
+    for name, path, st in scan_knobs(netfilter_dir):
         catalogue[name[len(PREFIX):]] = Knob(name[len(PREFIX):], path, writable=bool(st.st_mode & 0o222))
     ipv4_dir = os.path.join(os.path.dirname(netfilter_dir.rstrip('/')), 'ipv4')
     for short in COMPANION_KNOBS:
