@@ -27,6 +27,12 @@ TABLE_FAMILY = 'inet'
 TABLE_NAME = 'netfilter_conntrack'
 DEFAULT_PERSIST_FILE = '/etc/netfilter-conntrack/netfilter_conntrack.nft'
 DEFAULT_UNIT_FILE = '/etc/systemd/system/netfilter-conntrack.service'
+# the options of every module that manages the table (documented in doc_fragments/nft_table.py)
+PERSIST_ARGSPEC = dict(
+    persist=dict(type='bool', default=False),
+    persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
+    unit_file=dict(type='path', default=DEFAULT_UNIT_FILE),
+)
 
 # chain name -> (hook, priority); the order is the order of the rendered table
 CHAINS = (

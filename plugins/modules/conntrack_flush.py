@@ -96,7 +96,7 @@ notes:
   - A delete request carries the entry's id, so an entry replaced by a new one with the same tuple after it
     was listed is not deleted.
   - With C(nf_conntrack_tcp_loose=0) (as SYNPROXY hardening sets it) the kernel does not pick up a TCP connection
-    from a mid-stream packet: after a flush, an established connection has no entry any more and its packets are
+    from a mid-stream packet. After a flush, an established connection has no entry any more and its packets are
     classified C(invalid). The collection's own rules drop invalid packets only on SYNPROXY-protected ports, so
     other connections keep working (untracked by state from then on); a host firewall that drops C(ct state
     invalid) for all traffic would cut them. See the synflood_guard role's documentation.

@@ -23,6 +23,7 @@ author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack.namespace
+  - netfilter.conntrack.nft_table
 attributes:
   check_mode:
     support: full
@@ -61,19 +62,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  persist:
-    description:
-      - Also write the table to O(persist_file) and a systemd unit that loads it at boot (initial namespace only).
-    type: bool
-    default: false
-  persist_file:
-    description: Where the boot-time copy of the table goes.
-    type: path
-    default: /etc/netfilter-conntrack/netfilter_conntrack.nft
-  unit_file:
-    description: The systemd unit that loads O(persist_file).
-    type: path
-    default: /etc/systemd/system/netfilter-conntrack.service
 requirements:
   - nft (the nftables package) on the host
 seealso:
@@ -130,7 +118,7 @@ persisted:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import PERSIST_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import HelperPlan, plan_runner
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
@@ -145,10 +133,8 @@ def main():
         src=dict(type='str'),
         dst=dict(type='str'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
-        persist=dict(type='bool', default=False),
-        persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
-        unit_file=dict(type='path', default=DEFAULT_UNIT_FILE),
     )
+    argument_spec.update(PERSIST_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)
     run(module, plan_runner(HelperPlan))

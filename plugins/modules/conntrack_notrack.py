@@ -25,6 +25,7 @@ author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack.namespace
+  - netfilter.conntrack.nft_table
 attributes:
   check_mode:
     support: full
@@ -57,8 +58,8 @@ options:
         type: str
       iif:
         description:
-          - Input interface (inbound rules only): 1-15 bytes, no whitespace, control characters, quotes, backslashes,
-            slashes or colons; a trailing C(*) matches a prefix (C(veth*)).
+          - Input interface (inbound rules only), 1-15 bytes, with no whitespace, control characters, quotes,
+            backslashes, slashes or colons; a trailing C(*) matches a prefix (C(veth*)).
         type: str
       oif:
         description: Output interface (O(rules[].direction=output) only), with the same rules as O(rules[].iif).
@@ -131,22 +132,6 @@ options:
         (with a warning).
       - Tables written by earlier releases had one unscoped drop; the next run replaces it.
     type: bool
-  persist:
-    description:
-      - Also write the table to O(persist_file) and a systemd unit (O(unit_file), enabled for
-        C(multi-user.target), ordered after C(nftables.service)) that loads it at boot.
-        With no rules left, the file and unit are removed.
-      - Only in the initial network namespace.
-    type: bool
-    default: false
-  persist_file:
-    description: Where the boot-time copy of the table goes.
-    type: path
-    default: /etc/netfilter-conntrack/netfilter_conntrack.nft
-  unit_file:
-    description: The systemd unit that loads O(persist_file).
-    type: path
-    default: /etc/systemd/system/netfilter-conntrack.service
 requirements:
   - nft (the nftables package) on the host
 notes:
@@ -225,7 +210,7 @@ persisted:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import DEFAULT_PERSIST_FILE, DEFAULT_UNIT_FILE
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import PERSIST_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import NOTRACK_RULE_SPEC, NotrackPlan, plan_runner
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
@@ -235,10 +220,8 @@ def main():
         rules=dict(type='list', elements='dict', default=[], options=NOTRACK_RULE_SPEC),
         exclusive=dict(type='bool', default=False),
         drop_invalid=dict(type='bool'),
-        persist=dict(type='bool', default=False),
-        persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
-        unit_file=dict(type='path', default=DEFAULT_UNIT_FILE),
     )
+    argument_spec.update(PERSIST_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)
     run(module, plan_runner(NotrackPlan))
