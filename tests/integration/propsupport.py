@@ -363,13 +363,18 @@ def capture_spec(name):
         raise _Captured()
 
     real = basic.AnsibleModule.__init__
+    saved = basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE
     basic.AnsibleModule.__init__ = recorder
+    # a module runner may read the raw arguments before it builds the AnsibleModule: give it an empty set
+    basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': {}}).encode()
+    basic._ANSIBLE_PROFILE = 'legacy'
     try:
         mod.main()
     except _Captured:
         pass
     finally:
         basic.AnsibleModule.__init__ = real
+        basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = saved
     if 'argument_spec' not in record:
         raise HarnessError('%s.main() did not build an AnsibleModule' % name)
     return record

@@ -66,7 +66,8 @@ def test_info_query_type_error(env, query):
     assert_refused(env, 'conntrack_info', {'query': query}, 'query')
 
 
-@pytest.mark.parametrize('query', ['[' * 5000, '(' * 3000 + 'count' + ')' * 3000, 'abs(' * 1000 + 'count' + ')' * 1000])
+@pytest.mark.parametrize('query', ['[' * 5000, '(' * 3000 + 'count' + ')' * 3000, 'abs(' * 1000 + 'count' + ')' * 1000],
+                         ids=['brackets', 'parens', 'abs'])
 def test_info_deeply_nested_query(env, query):
     """A query nested deeper than the parser's recursion (RecursionError) is a clear failure."""
     assert_refused(env, 'conntrack_info', {'query': query}, 'query')
