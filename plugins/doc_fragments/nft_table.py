@@ -31,4 +31,3 @@ options:
     type: path
     default: /etc/systemd/system/netfilter-conntrack.service
 '''
-

@@ -99,8 +99,6 @@ def render(entry, show_timeout=False):
     return '\n'.join(lines) + '\n'
 
 
-
-
 def same_tuple(entry, ident):
     """True when ``entry`` has ``ident``'s tuple in ``ident``'s direction (and its zone)."""
     prefix = '' if ident['direction'] == 'orig' else 'reply_'

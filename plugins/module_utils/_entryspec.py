@@ -390,6 +390,7 @@ class EntrySpec(object):
         entry['status'] = sorted(set(entry['status']) | {'CONFIRMED'}, key=STATUS_BITS.index)
         return entry
 
+
 def public(entry):
     """The entry as conntrack_info shows it (the decoder's dict), without write-only keys."""
     if entry is None:

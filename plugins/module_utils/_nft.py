@@ -48,7 +48,6 @@ COMMENT_RE = re.compile(r'comment "nc:([a-z_]+)(?::([0-9a-f]+))?"')
 SET_RE = re.compile(r'^\tset (cl[46]_[0-9a-f]+) \{$')
 
 
-
 # --- running nft ---------------------------------------------------------------------------------
 
 def nft_binary():

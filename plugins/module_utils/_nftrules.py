@@ -234,8 +234,6 @@ def drop_invalid_line(canon, rid):
     return ' '.join(_matches(canon, 'input') + ['ct state invalid drop', 'comment "nc:drop_invalid:%s"' % rid])
 
 
-
-
 def plan_runner(plan_class):
     """The work function of conntrack_notrack and conntrack_helper for ``_runner.run``: plan inside the namespace
     (which decides whether persisting is possible), then apply."""

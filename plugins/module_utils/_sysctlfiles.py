@@ -20,6 +20,7 @@ DEFAULT_MODULES_LOAD_FILE = '/etc/modules-load.d/netfilter-conntrack.conf'
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
 HEADER = ('# Managed by Ansible (netfilter.conntrack.conntrack_sysctl); edits here are overwritten.\n')
 
+
 def parse_sysctl_text(text):
     """{sysctl name: value text} from a sysctl.d file (comments and blanks skipped, last one wins)."""
     values = {}

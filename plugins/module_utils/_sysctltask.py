@@ -12,6 +12,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._files import 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl as knobs
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctlfiles as boot
 
+
 class SysctlManager(object):
     """Plan and carry out one conntrack_sysctl task.
 

@@ -268,10 +268,11 @@ def main():
                     raise ConntrackError('load_module: modprobe nf_conntrack failed: %s' % (err or out).strip(),
                                          option='load_module')
         manager = _sysctltask.SysctlManager(params, initial_namespace=in_initial_namespace(),
-                                        namespace=params['namespace'])
+                                            namespace=params['namespace'])
         return manager.run(check_mode=check_mode)
 
     run(module, work)
+
 
 if __name__ == '__main__':
     main()

@@ -127,9 +127,9 @@ def _seed_expectations(timeout):
             tup = dict((k, master[k]) for k in ('src', 'dst', 'sport', 'dport', 'protonum'))
             exp = codec.encode_tuple(vocab.CTA_EXPECT_MASTER, 'ipv4', tup)
             exp += codec.encode_tuple(vocab.CTA_EXPECT_TUPLE, 'ipv4', {'src': '192.0.2.5', 'dst': '192.0.2.1',
-                                                                 'protonum': 6, 'sport': 0, 'dport': expected})
+                                                                       'protonum': 6, 'sport': 0, 'dport': expected})
             exp += codec.encode_tuple(vocab.CTA_EXPECT_MASK, 'ipv4', {'src': '255.255.255.255', 'dst': '255.255.255.255',
-                                                                'protonum': 255, 'sport': 0, 'dport': 0xffff})
+                                                                      'protonum': 255, 'sport': 0, 'dport': 0xffff})
             exp += wire.nla_be32(vocab.CTA_EXPECT_TIMEOUT, timeout)
             conn.request(2, wire.IPCTNL_MSG_EXP_NEW, flags, vocab.AF_INET, 0, exp)
 

@@ -85,7 +85,7 @@ def test_synproxy_options(opts, words):
 
 def test_synproxy_options_defaults_and_none():
     canon = rules.normalize_notrack(rule(proto='tcp', dport=443, synproxy=True,
-                                        synproxy_options={'mss': 1400, 'wscale': None, 'timestamp': False}), 0)
+                                         synproxy_options={'mss': 1400, 'wscale': None, 'timestamp': False}), 0)
     assert canon['synproxy'] == {'mss': 1400, 'wscale': 7, 'timestamp': False, 'sack_perm': True}
 
 

@@ -174,7 +174,7 @@ def test_unknown_kernel_knob_takes_any_integer(proc):
 
 def run(proc, check_mode=False, initial=True, **kw):
     manager = _sysctltask.SysctlManager(params(**kw), initial_namespace=initial, netfilter_dir=proc,
-                                    module_kind=kw.get('conntrack_module', 'builtin'))
+                                        module_kind=kw.get('conntrack_module', 'builtin'))
     return manager.run(check_mode=check_mode)
 
 
