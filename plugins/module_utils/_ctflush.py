@@ -142,9 +142,10 @@ def synproxy_guards(breaking=False):
             for family, ports in _nft.protected_traffic(text)]
 
 
-def flush_conntrack(params, check_mode=False, release=None):
+def flush_conntrack(params, check_mode=False, release=None, flt=None):
     """conntrack_flush on the conntrack table. Returns the result dict (without ``changed``)."""
-    flt = validate_flush(params)
+    if flt is None:
+        flt = validate_flush(params)
     sample_size = params.get('sample_size')
     if sample_size is None:
         sample_size = SAMPLE_DEFAULT
@@ -224,9 +225,10 @@ def _expect_matches(flt, helper):
     return match
 
 
-def flush_expect(params, check_mode=False):
+def flush_expect(params, check_mode=False, flt=None):
     """conntrack_flush on the expect table: all, by helper name, or by master tuple."""
-    flt = validate_flush(params)
+    if flt is None:
+        flt = validate_flush(params)
     helper = params.get('helper')
     sample_size = params.get('sample_size')
     if sample_size is None:
@@ -262,7 +264,14 @@ def flush_expect(params, check_mode=False):
     return result
 
 
-def flush(params, check_mode=False):
+def flush(params, check_mode=False, flt=None):
+    """The conntrack_flush result: what was (or, in check mode, would be) deleted, ``changed`` and the diff.
+    ``flt``: the Filter ``validate_flush`` returned (validated once)."""
     if params.get('table') == 'expect':
-        return flush_expect(params, check_mode)
-    return flush_conntrack(params, check_mode)
+        result = flush_expect(params, check_mode, flt=flt)
+    else:
+        result = flush_conntrack(params, check_mode, flt=flt)
+    what = 'expectations' if result['table'] == 'expect' else 'entries'
+    result.update(changed=result['deleted'] > 0,
+                  diff={'before': '%d matching %s\n' % (result['deleted'], what), 'after': '0 matching %s\n' % what})
+    return result

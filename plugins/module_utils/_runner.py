@@ -124,14 +124,17 @@ def fail(module, exc):
 
 
 def run(module, work, validate=None):
-    """Validate (``validate(params)``, before the namespace is entered), enter the namespace, ``work(params,
-    check_mode)`` -> result dict; its ``warnings`` become Ansible warnings, ``diff`` is kept in diff mode only;
-    exit, or fail on a ``ConntrackError``."""
+    """Validate (``validate(params)``, before the namespace is entered), enter the namespace, then
+    ``work(params, check_mode)`` -> result dict, or ``work(params, check_mode, checked)`` with what ``validate``
+    returned (so nothing is validated twice). The result's ``warnings`` become Ansible warnings, ``diff`` is
+    kept in diff mode only; exit, or fail on a ``ConntrackError``."""
     try:
-        if validate is not None:
-            validate(module.params)
+        checked = validate(module.params) if validate is not None else None
         enter(module)
-        result = work(module.params, module.check_mode)
+        if validate is None:
+            result = work(module.params, module.check_mode)
+        else:
+            result = work(module.params, module.check_mode, checked)
     except ConntrackError as exc:
         fail(module, exc)
         return

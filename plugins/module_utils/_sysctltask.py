@@ -289,3 +289,16 @@ class SysctlManager(object):
                 result['files']['written'].append(path)
                 if not check_mode:
                     self.files.write(path, text, option=option)
+
+
+def load_conntrack(params, check_mode, run_command):
+    """``load_module``: modprobe nf_conntrack where it is a loadable module that is not loaded yet.
+    ``run_command(argv)`` -> (rc, out, err) is the module's (LANG=C, no shell)."""
+    if not params.get('load_module') or knobs.read_catalogue() or check_mode:
+        return
+    if knobs.conntrack_module_kind() != 'loadable':
+        return
+    rc, out, err = run_command(['modprobe', 'nf_conntrack'])
+    if rc != 0:
+        raise ConntrackError('load_module: modprobe nf_conntrack failed: %s' % (err or out).strip(),
+                             option='load_module')

@@ -264,9 +264,7 @@ def main():
     argument_spec = dict(ENTRY_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)
-    spec = []
-    run(module, lambda params, check_mode: ensure(spec[0], check_mode=check_mode),
-        validate=lambda params: spec.append(EntrySpec.from_params(params)))
+    run(module, lambda params, check_mode, spec: ensure(spec, check_mode=check_mode), validate=EntrySpec.from_params)
 
 
 if __name__ == '__main__':

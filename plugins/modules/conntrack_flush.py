@@ -203,20 +203,12 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
-def work(params, check_mode):
-    result = flush(params, check_mode=check_mode)
-    what = 'expectations' if result['table'] == 'expect' else 'entries'
-    result.update(changed=result['deleted'] > 0,
-                  diff={'before': '%d matching %s\n' % (result['deleted'], what), 'after': '0 matching %s\n' % what})
-    return result
-
-
 def main():
     argument_spec = dict(FLUSH_ARGSPEC)
     argument_spec.update(FILTER_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)
-    run(module, work, validate=validate_flush)
+    run(module, flush, validate=validate_flush)
 
 
 if __name__ == '__main__':

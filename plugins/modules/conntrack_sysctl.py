@@ -231,10 +231,10 @@ diff:
       after: "net.netfilter.nf_conntrack_max = 524288\n"
 '''
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl, _sysctlfiles, _sysctltask
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctlfiles, _sysctltask
 
 
 def main():
@@ -261,12 +261,8 @@ def main():
     )
 
     def work(params, check_mode):
-        if params['load_module'] and not _sysctl.read_catalogue():
-            if _sysctl.conntrack_module_kind() == 'loadable' and not check_mode:
-                rc, out, err = module.run_command([module.get_bin_path('modprobe', required=True), 'nf_conntrack'])
-                if rc != 0:
-                    raise ConntrackError('load_module: modprobe nf_conntrack failed: %s' % (err or out).strip(),
-                                         option='load_module')
+        _sysctltask.load_conntrack(params, check_mode, lambda argv: module.run_command(
+            [module.get_bin_path(argv[0], required=True)] + argv[1:]))
         manager = _sysctltask.SysctlManager(params, initial_namespace=in_initial_namespace(),
                                             namespace=params['namespace'])
         return manager.run(check_mode=check_mode)
