@@ -20,6 +20,26 @@ import tempfile
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 
+try:  # the libselinux binding Ansible's own atomic_move uses, where the host has it
+    import selinux
+except ImportError:
+    selinux = None
+
+
+def _keep_context(tmp, path):
+    """Give the new file the SELinux context of the file it replaces (as ``module.atomic_move`` does), so a
+    rewritten sysctl.d or unit file keeps the label systemd needs to read it."""
+    if selinux is None or not os.path.exists(path):
+        return
+    try:
+        if selinux.is_selinux_enabled() <= 0:
+            return
+        rc, context = selinux.lgetfilecon_raw(path)
+        if rc >= 0 and context:
+            selinux.lsetfilecon(tmp, context)
+    except OSError:
+        pass  # the file keeps the default context of its directory, as a new file would
+
 
 def _fail(action, path, exc, option):
     reason = getattr(exc, 'strerror', None) or str(exc)
@@ -71,6 +91,7 @@ def atomic_write(path, text, mode=0o644, option=None):
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        _keep_context(tmp, path)
         os.rename(tmp, path)
     except (IOError, OSError) as exc:
         try:

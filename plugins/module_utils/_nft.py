@@ -59,8 +59,10 @@ def nft_binary():
 
 
 def run_nft(args, stdin=None):
+    """nft with an argument list (no shell) in the C locale: nft_error and read_table match its English stderr."""
+    env = dict(os.environ, LC_ALL='C', LANG='C')
     proc = subprocess.run([nft_binary()] + list(args), input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False)
+                          universal_newlines=True, check=False, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 
