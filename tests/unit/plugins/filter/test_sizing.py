@@ -154,3 +154,28 @@ def test_bad_plans(kw):
 def test_persist_given_as_inventory_text():
     """INI inventories give strings: 'false' must not read as true (the role passes ``| bool``)."""
     assert plan(info(initial=False), persist=False)['notes'] == [plan(info(initial=False))['notes'][0]]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(count=st.integers(0, 4000000), now_max=st.integers(0, 4000000), now_buckets=st.integers(0, 2000000),
+       initial=st.booleans(), mem=st.integers(64, 1 << 20), cpus=st.integers(1, 256),
+       policy=st.sampled_from(['kernel', 'per_core']), raise_only=st.booleans(), ceiling=st.integers(0, 3000000),
+       buckets=st.sampled_from(['auto', 'keep']), ratio=st.integers(1, 8))
+def test_tuning_plan_invariants(count, now_max, now_buckets, initial, mem, cpus, policy, raise_only, ceiling, buckets,
+                                ratio):
+    result = sizing.conntrack_tuning_plan(
+        {'count': count, 'max': now_max, 'buckets': now_buckets, 'kernel': {'initial_namespace': initial}},
+        memtotal_mb=mem, vcpus=cpus, policy=policy, raise_only=raise_only, ceiling=ceiling, buckets=buckets,
+        bucket_ratio=ratio)
+    if raise_only and now_max == 0:
+        assert result['max'] == 0  # no limit stays no limit
+    if raise_only and now_max:
+        assert result['max'] == now_max or result['max'] > now_max
+    if not initial:
+        assert 'max' not in result['settings'] and 'buckets' not in result['settings'] and not result['persist']
+    if buckets == 'keep':
+        assert result['buckets'] == now_buckets
+    assert (result['refusal'] is not None) == (0 < result['max'] < count)
