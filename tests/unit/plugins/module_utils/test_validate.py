@@ -55,8 +55,8 @@ def test_networks_are_plain_addresses_or_cidrs(value):
         assert exc.option == 'src'
         return
     net = _validate.parse_network(value, 'src')
-    assert '%' not in str(net) and ';' not in str(value) and isinstance(net, (ipaddress.IPv4Network,
-                                                                             ipaddress.IPv6Network))
+    assert '%' not in str(net) and ';' not in str(value)
+    assert isinstance(net, (ipaddress.IPv4Network, ipaddress.IPv6Network))
 
 
 @SETTINGS
