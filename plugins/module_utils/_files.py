@@ -167,3 +167,12 @@ class FileChanges(object):
                 failed.append(path)
         self._undo = []
         return failed
+
+    def undo(self, exc):
+        """Roll back, and return ``exc`` (a ConntrackError) with the paths that could not be restored named in
+        its message, so a failure that leaves a change behind says so."""
+        failed = self.rollback()
+        if failed:
+            exc = ConntrackError('%s; and these files could not be put back as they were: %s'
+                                 % (exc.msg, ', '.join(failed)), option=exc.option, **exc.details)
+        return exc

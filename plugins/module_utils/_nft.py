@@ -237,13 +237,15 @@ def apply_table(result, params, current_text, after_text, changed, check_mode):
     if params.get('persist'):
         paths = [DEFAULT_PERSIST_FILE if params.get(key) is None else params[key]
                  for key in ('persist_file', 'unit_file')]
-        result['persisted'] = persist(after_text, paths[0], paths[1], check_mode, files)
+        try:
+            result['persisted'] = persist(after_text, paths[0], paths[1], check_mode, files)
+        except ConntrackError as exc:
+            raise files.undo(exc)  # a unit written without its table file (or the reverse) is put back
         result['changed'] = result['changed'] or result['persisted']['changed']
     if apply and not check_mode:
         rc, _out, err = run_nft(['-f', '-'], stdin=transaction(after_text))
         if rc != 0:
-            files.rollback()
-            raise nft_error(err, 'applying the table')
+            raise files.undo(nft_error(err, 'applying the table'))
 
 
 UNIT_TEXT = '''# Managed by Ansible (netfilter.conntrack); loads the collection's nft table at boot.

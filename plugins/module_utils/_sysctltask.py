@@ -156,10 +156,13 @@ class SysctlManager(object):
                 self._persist(plan, check_mode, result, diffs)
             if state == 'absent':
                 self._unpersist(plan, check_mode, result, diffs)
-        except ConntrackError:
-            self.files.rollback()
-            self._restore(self.applied)
-            raise
+        except ConntrackError as exc:
+            exc = self.files.undo(exc)
+            unrestored = self._restore(self.applied)
+            if unrestored:
+                exc = ConntrackError('%s; and these values could not be set back: %s' % (exc.msg, '; '.join(unrestored)),
+                                     option=exc.option)
+            raise exc
         result['diff'] = diffs
         result['warnings'] = self.warnings
         return result
@@ -181,28 +184,27 @@ class SysctlManager(object):
                           before=''.join(before), after=''.join(after)))
         if check_mode:
             return
-        done = []
-        try:
-            for knob, old, value in self._write_order(todo):
-                knobs.write_value(knob, value)
-                done.append((knob, old))
-                now = knobs.read_value(knob)
-                result['settings'][knob.sysctl]['new'] = now
-                if now != value:
-                    self.warnings.append('%s: wrote %d, the kernel reports %s' % (knob.sysctl, value, now))
-        except ConntrackError:
-            self._restore(done)
-            raise
-        self.applied = done
+        # every value written is recorded at once: run() writes them back if anything later fails
+        for knob, old, value in self._write_order(todo):
+            knobs.write_value(knob, value)
+            self.applied.append((knob, old))
+            now = knobs.read_value(knob)
+            result['settings'][knob.sysctl]['new'] = now
+            if now != value:
+                self.warnings.append('%s: wrote %d, the kernel reports %s' % (knob.sysctl, value, now))
 
     def _restore(self, done):
+        """Write the old values back; returns what could not be (also as warnings)."""
+        failed = []
         for knob, old in reversed(done):
             if old is None:
                 continue
             try:
                 knobs.write_value(knob, old)
             except ConntrackError:
+                failed.append('%s (was %s)' % (knob.sysctl, old))
                 self.warnings.append('could not restore %s to %s' % (knob.sysctl, old))
+        return failed
 
     @staticmethod
     def _write_order(todo):

@@ -59,3 +59,15 @@ def test_without_libselinux_nothing_is_asked(tmp_path, monkeypatch):
     _files.atomic_write(path, 'one\n')
     _files.atomic_write(path, 'two\n')
     assert _files.read_file(path) == 'two\n'
+
+
+def test_undo_names_what_could_not_be_put_back(tmp_path, monkeypatch):
+    path = str(tmp_path / 'f.conf')
+    changes = _files.FileChanges()
+    changes.write(path, 'new\n', option='persist_file')
+
+    def busy(*args, **kwargs):
+        raise ConntrackError('busy')
+    monkeypatch.setattr(_files, 'remove_file', busy)
+    exc = changes.undo(ConntrackError('applying the table failed', option='rules'))
+    assert exc.option == 'rules' and 'could not be put back' in exc.msg and path in exc.msg

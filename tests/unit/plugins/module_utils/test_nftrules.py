@@ -162,3 +162,25 @@ def test_new_synproxy_rule_gets_its_scoped_drop(monkeypatch):
     assert 'tcp dport 8443 ct state invalid drop comment "nc:drop_invalid:%s"' % rid in after
     # order in the input chain: SYNPROXY first, then its drop
     assert after.index('synproxy mss') < after.index('ct state invalid drop')
+
+
+def test_persist_failing_halfway_leaves_no_file_and_no_table(monkeypatch, tmp_path):
+    """The table file is written, the unit file is refused: the table file goes again and nft -f never runs."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _files
+    fake = FakeNft(None)
+    monkeypatch.setattr(_nft, 'run_nft', fake)
+    real = _files.atomic_write
+
+    def refuse_unit(path, text, mode=0o644, option=None):
+        if option == 'unit_file':
+            raise ConntrackError('cannot write %r (unit_file): read-only file system' % path, option='unit_file')
+        real(path, text, mode, option)
+    monkeypatch.setattr(_files, 'atomic_write', refuse_unit)
+    table_file = str(tmp_path / 'nc.nft')
+    params = dict(rules=[rule(proto='udp', dport=53)], exclusive=False, drop_invalid=None, persist=True,
+                  persist_file=table_file, unit_file=str(tmp_path / 'systemd' / 'nc.service'))
+    with pytest.raises(ConntrackError) as info:
+        rules.NotrackPlan(params).run(check_mode=False)
+    assert info.value.option == 'unit_file'
+    assert not os.path.exists(table_file)
+    assert [args for args, _stdin in fake.calls if args[:1] != ['list']] == [['-c', '-f', '-']]

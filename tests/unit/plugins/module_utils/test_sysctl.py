@@ -467,3 +467,18 @@ def test_values_are_ascii_whole_numbers(proc, given):
     with pytest.raises(ConntrackError) as info:
         _sysctl.parse_value(knob(proc, 'udp_timeout'), given)
     assert info.value.option == 'value'
+
+
+def test_a_value_that_cannot_be_set_back_is_named(proc, monkeypatch):
+    real = _sysctl.write_value
+    calls = []
+
+    def flaky(k, v):
+        calls.append(k.short)
+        if k.short == 'udp_timeout' or (k.short == 'acct' and len(calls) > 2):
+            raise ConntrackError('the kernel refused it')
+        real(k, v)
+    monkeypatch.setattr(_sysctl, 'write_value', flaky)
+    with pytest.raises(ConntrackError) as info:
+        run(proc, settings={'acct': 1, 'udp_timeout': 60})
+    assert 'could not be set back' in info.value.msg and 'nf_conntrack_acct (was 0)' in info.value.msg
