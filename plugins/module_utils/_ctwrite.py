@@ -20,8 +20,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     CTA_ID, CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, af_of)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import (
-    LABEL_BYTES, decode_ct, encode_ct_attrs, encode_expect_identity, encode_labels, encode_nat, encode_protoinfo,
-    encode_tuple)
+    LABEL_BYTES, TCP_FLAGS_CREATED, decode_ct, encode_ct_attrs, encode_expect_identity, encode_labels, encode_nat,
+    encode_protoinfo, encode_tuple)
 
 
 def identity_attrs(ident):
@@ -69,10 +69,12 @@ def create_entry(conn, entry):
 def update_entry(conn, ident, changes, state=None, protonum=None):
     """CT_NEW without CREATE on the entry ``ident`` names: only the attributes in ``changes``
     (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
-    with ``state`` the TCP/SCTP/DCCP state."""
+    with ``state`` the TCP/SCTP/DCCP state. A TCP state is sent with the window-tracking flags a created entry
+    gets (as conntrack -U sends them): the kernel's window data does not fit a state set from outside. An update
+    without a state leaves the protocol info, window tracking included, as the kernel keeps it."""
     attrs = identity_attrs(ident)
     if state is not None:
-        attrs += encode_protoinfo(protonum, state)
+        attrs += encode_protoinfo(protonum, state, tcp_flags=TCP_FLAGS_CREATED)
     if 'status' in changes:
         attrs += nla_be32(CTA_STATUS, changes['status'])
     if 'timeout' in changes:
