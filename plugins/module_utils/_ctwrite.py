@@ -54,10 +54,15 @@ def get_entry(conn, ident):
     return None
 
 
+def create_attrs(entry):
+    """The attributes of a CT_NEW creating ``entry`` (a flat entry dict for ``encode_ct_attrs``, plus
+    ``nat_src``/``nat_dst`` dicts)."""
+    return encode_ct_attrs(entry) + encode_nat(entry)
+
+
 def create_entry(conn, entry):
-    """CT_NEW with CREATE|EXCL and an ACK. ``entry`` is a flat entry dict for ``encode_ct_attrs``
-    (plus ``nat_src``/``nat_dst`` dicts handled here)."""
-    attrs = encode_ct_attrs(entry) + encode_nat(entry)
+    """CT_NEW with CREATE|EXCL and an ACK of ``entry`` (see ``create_attrs``)."""
+    attrs = create_attrs(entry)
     try:
         conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
                      NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -67,8 +72,18 @@ def create_entry(conn, entry):
 
 
 def update_entry(conn, ident, changes, state=None, protonum=None):
-    """CT_NEW without CREATE on the entry ``ident`` names: only the attributes in ``changes``
-    (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
+    """CT_NEW without CREATE and with an ACK of ``update_attrs(ident, changes, state, protonum)``."""
+    attrs = update_attrs(ident, changes, state, protonum)
+    try:
+        conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK,
+                     af_of(ident['family']), NFNETLINK_V0, attrs, action='updating the entry')
+    except NetlinkError as exc:
+        raise _explain(exc, 'updating the entry')
+
+
+def update_attrs(ident, changes, state=None, protonum=None):
+    """The attributes of a CT_NEW (without CREATE) updating the entry ``ident`` names: only the attributes in
+    ``changes`` (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
     with ``state`` the TCP/SCTP/DCCP state. A TCP state is sent with the window-tracking flags a created entry
     gets (as conntrack -U sends them): the kernel's window data does not fit a state set from outside. An update
     without a state leaves the protocol info, window tracking included, as the kernel keeps it."""
@@ -85,22 +100,23 @@ def update_entry(conn, ident, changes, state=None, protonum=None):
         attrs += nla_be32(CTA_MARK_MASK, changes.get('mark_mask', 0xffffffff))
     if 'labels' in changes:
         attrs += encode_labels(changes['labels'], changes.get('labels_mask', (1 << 8 * LABEL_BYTES) - 1))
-    try:
-        conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK,
-                     af_of(ident['family']), NFNETLINK_V0, attrs, action='updating the entry')
-    except NetlinkError as exc:
-        raise _explain(exc, 'updating the entry')
+    return attrs
 
 
 def delete_entry(conn, ident, ct_id=None):
     """CT_DELETE of the entry ``ident`` names (and, with ``ct_id``, only if it still has that id).
 
     True when deleted, False when there was no such entry (ENOENT is not an error)."""
+    return _delete(conn, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, ident['family'], delete_attrs(ident, ct_id),
+                   'deleting the entry', explain=True)
+
+
+def delete_attrs(ident, ct_id=None):
+    """The attributes of a CT_DELETE of the entry ``ident`` names (only while it has the id ``ct_id``)."""
     attrs = identity_attrs(ident)
     if ct_id is not None:
         attrs += nla_be32(CTA_ID, ct_id)
-    return _delete(conn, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, ident['family'], attrs, 'deleting the entry',
-                   explain=True)
+    return attrs
 
 
 def delete_expect(conn, exp):
@@ -133,6 +149,11 @@ _EXPLAIN = {
                       'support; helpers need the helper)',
     errno.ENOSPC: 'the conntrack table is full (nf_conntrack_max reached)',
 }
+
+
+def explain(exc, action):
+    """The NetlinkError ``exc`` of ``action`` with a message saying what to check."""
+    return _explain(exc, action)
 
 
 def _explain(exc, action):

@@ -255,16 +255,18 @@ namespace:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ensure
-from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import ENTRY_ARGSPEC, EntrySpec
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entrybatch import ENTRIES_ARGSPEC, ensure_task, validate_task
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import ENTRY_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
 def main():
     argument_spec = dict(ENTRY_ARGSPEC)
+    argument_spec.update(ENTRIES_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = new_module(argument_spec, supports_check_mode=True)
-    run(module, lambda params, check_mode, spec: ensure(spec, check_mode=check_mode), validate=EntrySpec.from_params)
+    module = new_module(argument_spec, supports_check_mode=True, required_one_of=[('proto', 'entries')],
+                        mutually_exclusive=[('proto', 'entries')])
+    run(module, lambda params, check_mode, checked: ensure_task(checked, check_mode), validate=validate_task)
 
 
 if __name__ == '__main__':
