@@ -410,6 +410,11 @@ def encode_ct_attrs(entry):
     Needs family, protonum, src/dst and ports or ICMP fields; the reply tuple defaults to the inverse
     of the original. ``status`` gets CONFIRMED added: the kernel refuses to create others (EBUSY).
     """
+    return encode_ct_tuples(entry) + encode_ct_rest(entry)
+
+
+def encode_ct_tuples(entry):
+    """CTA_TUPLE_ORIG and CTA_TUPLE_REPLY of ``entry`` (see encode_ct_attrs)."""
     family = entry['family']
     orig = dict((k, entry.get(k)) for k in ('src', 'dst', 'sport', 'dport', 'icmp_type', 'icmp_code', 'icmp_id'))
     orig['protonum'] = entry['protonum']
@@ -419,17 +424,35 @@ def encode_ct_attrs(entry):
         reply['protonum'] = entry['protonum']
     else:
         reply = reply_of(entry)
-    attrs = [encode_tuple(CTA_TUPLE_ORIG, family, orig), encode_tuple(CTA_TUPLE_REPLY, family, reply)]
+    return encode_tuple(CTA_TUPLE_ORIG, family, orig) + encode_tuple(CTA_TUPLE_REPLY, family, reply)
+
+
+_STATUS_ATTRS = {}
+_PROTOINFO_ATTRS = {}
+
+
+def encode_ct_rest(entry):
+    """The attributes of ``entry`` after its tuples: status, timeout, protocol info, mark, zone, labels (the
+    status and protocol info attributes of a table's few distinct values are made once)."""
+    attrs = []
     status = entry.get('status')
     if status is not None:
-        value = status if isinstance(status, int) else status_value(status)
-        attrs.append(nla_be32(CTA_STATUS, value | STATUS_VALUES['CONFIRMED']))
+        key = status if isinstance(status, int) else tuple(status)
+        attr = _STATUS_ATTRS.get(key)
+        if attr is None:
+            value = status if isinstance(status, int) else status_value(status)
+            attr = _STATUS_ATTRS[key] = nla_be32(CTA_STATUS, value | STATUS_VALUES['CONFIRMED'])
+        attrs.append(attr)
     if entry.get('timeout') is not None:
         attrs.append(nla_be32(CTA_TIMEOUT, entry['timeout']))
     if entry.get('state') is not None and entry['protonum'] in PROTOINFO_CONTAINERS:
         # a created TCP entry gets the window-tracking flags conntrack -I gives it (see TCP_FLAGS_CREATED)
-        attrs.append(encode_protoinfo(entry['protonum'], entry['state'], entry.get('vtag_orig', 0),
-                                      entry.get('vtag_reply', 0), entry.get('tcp_flags', TCP_FLAGS_CREATED)))
+        key = (entry['protonum'], entry['state'], entry.get('vtag_orig', 0), entry.get('vtag_reply', 0),
+               entry.get('tcp_flags', TCP_FLAGS_CREATED))
+        attr = _PROTOINFO_ATTRS.get(key)
+        if attr is None:
+            attr = _PROTOINFO_ATTRS[key] = encode_protoinfo(*key)
+        attrs.append(attr)
     if entry.get('mark') is not None:
         attrs.append(nla_be32(CTA_MARK, entry['mark']))
     if entry.get('zone'):

@@ -20,8 +20,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     CTA_ID, CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, af_of)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import (
-    LABEL_BYTES, TCP_FLAGS_CREATED, decode_ct, encode_ct_attrs, encode_expect_identity, encode_labels, encode_nat,
-    encode_protoinfo, encode_tuple)
+    LABEL_BYTES, TCP_FLAGS_CREATED, decode_ct, encode_ct_rest, encode_ct_tuples, encode_expect_identity, encode_labels,
+    encode_nat, encode_protoinfo, encode_tuple)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import pack_tuples
 
 
 def identity_attrs(ident):
@@ -56,8 +57,9 @@ def get_entry(conn, ident):
 
 def create_attrs(entry):
     """The attributes of a CT_NEW creating ``entry`` (a flat entry dict for ``encode_ct_attrs``, plus
-    ``nat_src``/``nat_dst`` dicts)."""
-    return encode_ct_attrs(entry) + encode_nat(entry)
+    ``nat_src``/``nat_dst`` dicts): the tuples packed by the fixed layouts where the entry has every field of
+    one (``_ctlayout.pack_tuples``, byte for byte the codec's), by the codec otherwise."""
+    return (pack_tuples(entry) or encode_ct_tuples(entry)) + encode_ct_rest(entry) + encode_nat(entry)
 
 
 def create_entry(conn, entry):

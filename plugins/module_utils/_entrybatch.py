@@ -272,7 +272,7 @@ def failure(problems, outcome):
     else:
         msg = '%d entries failed: %s%s; %s' % (len(problems), shown, more, outcome)
     return ConntrackError(msg, option=problems[0].option,
-                          failed=[{'option': exc.option, 'msg': exc.msg} for exc in problems])
+                          failed_entries=[{'option': exc.option, 'msg': exc.msg} for exc in problems])
 
 
 # --- writing -------------------------------------------------------------------------------------------

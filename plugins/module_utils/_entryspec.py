@@ -21,7 +21,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import os
+import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import check_range, parse_proto, parse_u32
@@ -139,8 +141,28 @@ def parse_labels(values, names=None):
     return bits
 
 
+class Address(collections.namedtuple('Address', ('version', 'text'))):
+    """A validated address: its IP version and its text as the kernel's dumps write it (inet_ntop)."""
+
+    def __str__(self):
+        return self.text
+
+
+_FAMILY_OF_VERSION = ((4, socket.AF_INET), (6, socket.AF_INET6))
+
+
 def _address(value, option):
-    return parse_address(value, option)
+    """One address (see ``_validate.parse_address``). Text already in the form inet_ntop writes, as listed
+    entries have it, is taken as it is (a restore validates 10^5 entries); anything else is parsed."""
+    if isinstance(value, str):
+        for version, af in _FAMILY_OF_VERSION:
+            try:
+                if socket.inet_ntop(af, socket.inet_pton(af, value)) == value:
+                    return Address(version, value)
+            except (OSError, ValueError):
+                continue
+    addr = parse_address(value, option)
+    return Address(addr.version, socket.inet_ntop(_FAMILY_OF_VERSION[addr.version == 6][1], addr.packed))
 
 
 class EntrySpec(object):
@@ -164,6 +186,7 @@ class EntrySpec(object):
         self.labels = None
         self.labels_mode = 'add'
         self.nat = {}
+        self._identity = None
 
     @classmethod
     def from_params(cls, params, item=False, default_state='present'):
@@ -380,9 +403,13 @@ class EntrySpec(object):
 
     # --- identity and creation ------------------------------------------------------------------
     def identity(self):
-        tup = self.orig if self.direction == 'orig' else self.reply
-        return {'family': self.family, 'protonum': self.protonum, 'direction': self.direction,
-                'tuple': dict(tup), 'zone': self.zone}
+        """The entry's name: family, protonum, direction, tuple and zone (made once; do not change it)."""
+        ident = self._identity
+        if ident is None:
+            tup = self.orig if self.direction == 'orig' else self.reply
+            ident = self._identity = {'family': self.family, 'protonum': self.protonum, 'direction': self.direction,
+                                      'tuple': dict(tup), 'zone': self.zone}
+        return ident
 
     def create_missing(self):
         """Options a create needs that were not given (names)."""
