@@ -110,9 +110,9 @@ class Batch(object):
     request that was answered (an error, or a reply of a GET). ``acks`` counts the fences.
     """
 
-    def __init__(self, conn, batch_bytes=BATCH_BYTES):
+    def __init__(self, conn, batch_bytes=None):
         self.conn = conn
-        self.batch_bytes = batch_bytes
+        self.batch_bytes = batch_bytes or BATCH_BYTES
         self.queued = []
         self.size = 0
         self.tags = {}
