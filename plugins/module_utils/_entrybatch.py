@@ -37,7 +37,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec impor
 from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import (
-    LABELS_FULL, describe, plan_update, render, same_tuple, undo_changes)
+    LABELS_FULL, NO_ROOM_FOR_LABELS, describe, plan_update, render, same_tuple, undo_changes)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import (
     ENTRY_ARGSPEC, EntrySpec, item_argspec, public)
 
@@ -287,6 +287,7 @@ class Writer(object):
         self.updated = []   # (index, current, changes)
         self.deleted = []   # (index, current)
         self.vanished = set()  # indexes of entries gone before their delete
+        self.labels_refused = set()  # indexes whose labels the kernel refused
 
     def _send(self, requests):
         """Send (msg, flags, family, attrs, index) requests; {index: errno} of those refused."""
@@ -307,6 +308,7 @@ class Writer(object):
         refused = self._send(((IPCTNL_MSG_CT_NEW, NLM_F_REQUEST, af_of(specs[i].family),
                                ctw.update_attrs(specs[i].identity(), {'labels': 0, 'labels_mask': 0}), i)
                               for i, _current, changes, _after in updates if 'labels' in changes))
+        self.labels_refused.update(refused)
         return refused
 
     def updates(self, updates):
@@ -339,6 +341,7 @@ class Writer(object):
                                 ctw.update_attrs(specs[i].identity(), {'labels': bits, 'labels_mask': LABELS_FULL}), i)
                                for i, bits in labels if i not in refused])
             refused.update(more)
+            self.labels_refused.update(more)
         return refused
 
     def deletes(self, deletes):
@@ -437,6 +440,9 @@ def _refusal(writer, specs, refused):
     """The task's error for the kernel's refusals ``refused`` ({index: errno}), after undoing what was done."""
     problems = []
     for index, code in sorted(refused.items()):
+        if code == errno.ENOSPC and index in writer.labels_refused:
+            problems.append(item_error(index, ConntrackError(NO_ROOM_FOR_LABELS, option='labels')))
+            continue
         action = 'writing %s' % describe(public(specs[index].creation()))
         problems.append(item_error(index, ctw.explain(NetlinkError(code, action), action)))
     return _undone(writer, failure(problems, ''))
