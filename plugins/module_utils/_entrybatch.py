@@ -29,7 +29,7 @@ import struct
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
-    HDR, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW, NFGEN, NFNETLINK_V0, NFNL_MSG_MIN,
+    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW, NFGEN, NFNETLINK_V0, NFNL_MSG_MIN,
     NFNL_SUBSYS_CTNETLINK, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, SOL_NETLINK, NetlinkError,
     iter_messages)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import af_of

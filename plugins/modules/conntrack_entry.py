@@ -60,8 +60,8 @@ options:
       state:
         description:
           - C(present) or C(absent) (default the task's O(state)), or the protocol state as
-            M(netfilter.conntrack.conntrack_info) lists it (C(ESTABLISHED)...), which means C(present) with that
-            O(entries[].tcp_state).
+            M(netfilter.conntrack.conntrack_info) lists it (C(ESTABLISHED)...), which means the task's O(state) with
+            that O(entries[].tcp_state), so a listing deleted with O(state=absent) is deleted whole.
         type: str
       family:
         description: As O(family).

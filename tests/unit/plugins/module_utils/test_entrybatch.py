@@ -165,9 +165,11 @@ def test_duplicates_and_task_level_options_are_refused():
 
 def test_item_state_is_presence_or_the_protocol_state():
     present, absent, listed = specs_of([tcp(0, state='present'), tcp(1, state='absent'), tcp(2)], state='absent')
-    assert (present.state, absent.state, listed.state, listed.tcp_state) == ('present', 'absent', 'absent',
-                                                                            'ESTABLISHED')
+    got = (present.state, absent.state, listed.state, listed.tcp_state)
+    assert got == ('present', 'absent', 'absent', 'ESTABLISHED')
     assert specs_of([tcp(0, state='listen')])[0].tcp_state == 'SYN_SENT2'
+    # a listing (TCP items carry the protocol state) with the task's state absent is deleted whole
+    assert [s.state for s in specs_of([tcp(0), tcp(1, proto='udp', state=None)], state='absent')] == ['absent'] * 2
 
 
 def test_recorded_entries_are_items_as_they_are():
