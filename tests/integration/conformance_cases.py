@@ -57,6 +57,8 @@ BRACKETS = 'brackets belong to an address with a port: conntrack refuses them; t
 NAT_BOTH = 'any_nat with src_nat or dst_nat contradict each other: conntrack refuses them; the task fails naming one'
 NAT_PORT = 'not an address with a port 0-65535: conntrack refuses it; the task fails naming the option'
 BATCH_EXISTS = 'conntrack -R fails when an entry of the batch exists; entries: reports changed: false'
+CLI_V6_NAT = ('conntrack-tools compares no IPv6 address in --src-nat/--dst-nat/--any-nat (only IPv4 ones), so it lists '
+              'an entry translated to another IPv6 address with that port; the collection compares the address')
 NO_DIRZONE = ('conntrack_entry has no directional zones (an entry whose original and reply directions are in '
               'different zones: CTA_TUPLE_ZONE); replayed with conntrack -I')
 NOT_COUNTED = 'conntrack -R does not count what a -D in the batch matched; the flush reports changed: false'
@@ -331,7 +333,8 @@ CASES = {
         S(32, 'OK', '-L --dst-nat [2001:db8::3.3.3.3]:80', [info(dst_nat='[2001:db8::3.3.3.3]:80')], 'ok', needs=('dst_nat',)),
         S(34, 'OK', '-L --any-nat [2001:db8::3.3.3.3]:80', [info(any_nat='[2001:db8::3.3.3.3]:80')], 'ok', needs=('any_nat',)),
         S(36, 'OK', '-L --dst-nat [2001:db8::3.3.3.3]:81', [info(dst_nat='[2001:db8::3.3.3.3]:81')], 'ok', needs=('dst_nat',)),
-        S(38, 'OK', '-L --dst-nat [2001:db8::1.1.1.1]:80', [info(dst_nat='[2001:db8::1.1.1.1]:80')], 'ok', needs=('dst_nat',)),
+        S(38, 'OK', '-L --dst-nat [2001:db8::1.1.1.1]:80', [info(dst_nat='[2001:db8::1.1.1.1]:80')], 'ok', needs=('dst_nat',),
+          listing_differs=CLI_V6_NAT),
         S(40, 'BAD', '-L --dst-nat [2001:db8::1.1.1.1]:', [info(dst_nat='[2001:db8::1.1.1.1]:')], 'fail:dst_nat', needs=('dst_nat',), why=NAT_PORT),
         S(42, 'BAD', '-L --dst-nat [2001:db8::1.1.1.1]::', [info(dst_nat='[2001:db8::1.1.1.1]::')], 'fail:dst_nat', needs=('dst_nat',), why=NAT_PORT),
         S(44, 'BAD', '-L --dst-nat [2001:db8::1.1.1.1]:80:80', [info(dst_nat='[2001:db8::1.1.1.1]:80:80')], 'fail:dst_nat', needs=('dst_nat',),

@@ -38,17 +38,23 @@ def accounting(request):
                        for name in CASES if name in selected)
         yield futures
     reporter = request.config.pluginmanager.get_plugin('terminalreporter')
-    if RESULTS and reporter is not None:
-        reporter.write_line('')
-        reporter.write_line('conformance with conntrack-tools\' test suite (gated features present: %s)'
-                            % (', '.join(sorted(have)) or 'none'))
-        for line in conformance.format_table(conformance.tally(RESULTS)).splitlines():
-            reporter.write_line(line)
-        for name, records in RESULTS.items():
-            for record in records:
-                if record.get('defect'):
-                    reporter.write_line('%s:%d known defect %s: %s' % (name, record['line'], record['defect'],
-                                                                      record['cli']))
+    capture = request.config.pluginmanager.get_plugin('capturemanager')
+    if RESULTS and reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            report(reporter, have)
+
+
+def report(reporter, have):
+    """The accounting table and the known defects' steps, on the terminal."""
+    reporter.write_line('')
+    reporter.write_line('conformance with conntrack-tools\' test suite (gated features present: %s)'
+                        % (', '.join(sorted(have)) or 'none'))
+    for line in conformance.format_table(conformance.tally(RESULTS)).splitlines():
+        reporter.write_line(line)
+    for name, records in RESULTS.items():
+        for record in records:
+            if record.get('defect'):
+                reporter.write_line('%s:%d known defect %s: %s' % (name, record['line'], record['defect'], record['cli']))
 
 
 @pytest.mark.parametrize('case', CASES)
