@@ -483,10 +483,10 @@ CASES = {
     '09dumpopt': [
         S(11, 'OK', '-R -',
           [batch([
-            entry(**T4, **NEW, zone=10),
-            entry(**T4R, **NEW, zone=10),
-            entry(**T6, **NEW, zone=10),
-            entry(**PING, zone=10, timeout=290, status=['SEEN_REPLY'])])],
+              entry(**T4, **NEW, zone=10),
+              entry(**T4R, **NEW, zone=10),
+              entry(**T6, **NEW, zone=10),
+              entry(**PING, zone=10, timeout=290, status=['SEEN_REPLY'])])],
           'changed',
           stdin=[
               '-I -w 10 -s 192.0.2.1 -d 198.51.100.2 -p tcp --sport 10 --dport 20 --state LISTEN -u SEEN_REPLY -t 500',
@@ -521,10 +521,10 @@ CASES = {
           [flush(**PING, zone=10, status=['SEEN_REPLY'])], 'changed'),
         S(50, 'OK', '-R -',
           [batch([
-            entry(**T4, **NEW, zone=10),
-            entry(**T4R, **NEW, zone=10),
-            entry(**T6, **NEW, zone=10),
-            entry(**PING, zone=10, timeout=290, status=['SEEN_REPLY'])])],
+              entry(**T4, **NEW, zone=10),
+              entry(**T4R, **NEW, zone=10),
+              entry(**T6, **NEW, zone=10),
+              entry(**PING, zone=10, timeout=290, status=['SEEN_REPLY'])])],
           'changed',
           stdin=[
               '-I -w 10 -s 192.0.2.1 -d 198.51.100.2 -p tcp --sport 10 --dport 20 --state LISTEN -u SEEN_REPLY -t 500',
@@ -640,9 +640,9 @@ CASES = {
         S(147, 'OK', '-D -w 10', [flush(zone=10)], 'changed'),
         S(156, 'OK', '-R -',
           [batch([
-            entry(**G4, zone=10, timeout=590, proto='2'),
-            entry(**G4, zone=10, timeout=590, proto='200'),
-            entry(zone=10, timeout=590, src='2001:db8::1.1.1.1', dst='2001:db8::2.2.2.2', proto='200')])],
+              entry(**G4, zone=10, timeout=590, proto='2'),
+              entry(**G4, zone=10, timeout=590, proto='200'),
+              entry(zone=10, timeout=590, src='2001:db8::1.1.1.1', dst='2001:db8::2.2.2.2', proto='200')])],
           'changed',
           stdin=[
               '-I -w 10 -t 590 -s 192.0.2.200 -d 203.0.113.22 -r 203.0.113.22 -q 192.0.2.200 -p 2',

@@ -64,7 +64,7 @@ def test_case(case, accounting):
     assert len(records) == len(conformance.cases.CASES[case])
     for record in records:
         print('%s:%d %-24s %s -> %s' % (case, record['line'], record['category'], record['cli'],
-                                         record['detail'] or record.get('why') or ''))
+                                        record['detail'] or record.get('why') or ''))
     unknown = ['%d: %s: %s' % (r['line'], r['cli'], r['detail']) for r in records
                if r['category'] == 'defect' and r.get('defect') not in conformance.KNOWN_DEFECTS]
     assert unknown == [], '\n'.join(unknown)
