@@ -262,6 +262,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevents import EVENTS_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
@@ -270,6 +271,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import
 
 def main():
     argument_spec = dict(INFO_ARGSPEC)
+    argument_spec.update(EVENTS_ARGSPEC)
     argument_spec.update(FILTER_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)
