@@ -97,7 +97,7 @@ options:
         default: conntrack
       sample:
         description:
-          - Keep this many decoded events (the first ones, each with an C(event) key) in RV(events.sample);
+          - Keep this many decoded events (the first ones, each with an C(event) key) in C(events.sample);
             the rest are only counted. 0 to 10000.
         type: int
         default: 0
@@ -105,7 +105,7 @@ options:
         description:
           - The event socket's receive buffer in bytes (C(conntrack -E -b)), 65536 to 1073741824. It holds
             the events the module has not read yet; when it is full the kernel drops events (an overrun, counted
-            in RV(events.overruns)) and the listen goes on.
+            in C(events.overruns)) and the listen goes on.
           - Set with C(SO_RCVBUFFORCE) (beyond C(net.core.rmem_max), as root), else capped by C(rmem_max).
           - The default, 64 MiB, holds about 60,000 queued events, the best part of a second of the highest
             new-flow rates of a small host; the kernel only uses what is queued.
@@ -139,9 +139,9 @@ notes:
   - Needs CAP_NET_ADMIN (root) to read the table over netlink.
   - Counters (C(packets), C(bytes)) appear when C(net.netfilter.nf_conntrack_acct=1), start timestamps when
     C(net.netfilter.nf_conntrack_timestamp=1).
-  - Event counts are exact unless RV(events.overruns) is above 0 or RV(events.loss.unexplained) is not 0. On Linux
+  - Event counts are exact unless C(events.overruns) is above 0 or C(events.loss.unexplained) is not 0. On Linux
     6.18 the per-CPU C(insert) statistic stays 0 for entries created by packets, so it is no independent count of
-    new entries; the table's count before and after is (RV(events.loss)).
+    new entries; the table's count before and after is (C(events.loss)).
   - Key=value arguments are split at spaces by Ansible before the module runs; ad hoc, write
     C(events={"seconds":5}) (JSON without spaces) or C(events=seconds=5).
   - With O(entries) or O(summary), a dump of the table is received by a short-lived child process (forked, so
