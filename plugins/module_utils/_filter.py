@@ -35,7 +35,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab impor
     FILTER_ICMPV6_TYPE, FILTER_ICMP_CODE, FILTER_ICMP_ID, FILTER_ICMP_TYPE, FILTER_IP_DST, FILTER_IP_SRC,
     FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, PROTO_NAMES, STATUS_VALUES, status_value)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_tuple
-from ansible_collections.netfilter.conntrack.plugins.module_utils._filterspec import (  # noqa: F401 (re-exported)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filterspec import (  # noqa: F401 pylint: disable=unused-import
     ADDRESS_OPTIONS, FILTER_ARGSPEC, FILTER_OPTIONS, ICMP_OPTIONS, PORT_OPTIONS, PSEUDO_STATUS, Net, check_range,
     parse_into, parse_proto, parse_u32)
 

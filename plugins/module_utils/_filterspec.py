@@ -400,8 +400,8 @@ def _parse_nat(self, given, prefix):
             specs = [True]  # "translated at all" covers every address
         self.nat[option[:-4]] = tuple(specs)
     families = set(spec[0].family for specs in self.nat.values() for spec in specs if spec is not True)
-    if self.family is None and len(families) == 1 and all(spec is not True for specs in self.nat.values()
-                                                         for spec in specs):
+    every = all(spec is not True for specs in self.nat.values() for spec in specs)
+    if self.family is None and len(families) == 1 and every:
         self.family = families.pop()  # NAT addresses of one family imply it, as addresses do
 
 
