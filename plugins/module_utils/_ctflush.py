@@ -39,20 +39,26 @@ def kernel_flushable(flt, release=None):
 
 
 def flush_request_attrs(flt):
-    """(nfgen family, attrs) of the kernel-side flush for a ``kernel_flushable`` filter."""
+    """(nfgen family, attrs) of the kernel-side flush for a ``kernel_flushable`` filter of single values."""
     return FAMILIES.get(flt.family, 0), flt.selector_attrs()
 
 
+def flush_requests(flt):
+    """[(nfgen family, attrs)]: one kernel-side flush per branch of a ``kernel_flushable`` filter (``mark: [1, 2]``
+    is two flushes; the branches are disjoint)."""
+    return [flush_request_attrs(view) for view in flt.branches()]
+
+
 def kernel_flush(conn, flt):
-    """One CT_DELETE without a tuple: the kernel deletes every entry matching family/mark/status/zone.
+    """CT_DELETE without a tuple, per branch: the kernel deletes every entry matching family/mark/status/zone.
 
     nfgen version 1 is what makes the kernel honour the family (version 0 flushes every family)."""
-    family, attrs = flush_request_attrs(flt)
-    try:
-        conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK,
-                     family, NFNETLINK_V1, attrs, action='flushing the conntrack table')
-    except NetlinkError as exc:
-        raise NetlinkError(exc.errno, 'flushing the conntrack table')
+    for family, attrs in flush_requests(flt):
+        try:
+            conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK,
+                         family, NFNETLINK_V1, attrs, action='flushing the conntrack table')
+        except NetlinkError as exc:
+            raise NetlinkError(exc.errno, 'flushing the conntrack table')
 
 
 # --- conntrack_flush ----------------------------------------------------------------------------
@@ -88,15 +94,19 @@ def validate_flush(params):
     elif params.get('helper'):
         raise ConntrackError('helper filters the expect table only: set table: expect (conntrack entries are '
                              'filtered by the other options)', option='helper')
-    selective = not flt.empty or (expect and params.get('helper'))
+    if expect and flt.negated is not None:
+        raise ConntrackError('not cannot filter the expect table: select expectations by helper and master tuple',
+                             option='not')
+    selective = bool(flt.positive) or (expect and params.get('helper'))
     if params.get('all') and selective:
         raise ConntrackError('all: true deletes every entry and cannot be combined with filter options (%s): '
-                             'remove all, or remove the filter' % (flt.describe() if not flt.empty else 'helper'),
-                             option='all')
+                             'remove all, or remove the filter (all: true takes not: alone, to keep what it '
+                             'names)' % (flt.describe() if flt.positive else 'helper'), option='all')
     if not selective and not params.get('all'):
-        raise ConntrackError('no filter given: this would delete every entry of the %s table. Give filter '
+        raise ConntrackError('no filter given: this would delete every entry of the %s table%s. Give filter '
                              'options, or all: true to really flush everything'
-                             % ('expectation' if expect else 'conntrack'), option='all')
+                             % ('expectation' if expect else 'conntrack',
+                                ' but those not: names' if flt.negated is not None else ''), option='all')
     return flt
 
 
@@ -152,6 +162,7 @@ def flush_conntrack(params, check_mode=False, release=None, flt=None):
     max_delete = params.get('max_delete')
     result = {'table': 'conntrack', 'filter': flt.given, 'warnings': []}
     guards = synproxy_guards(breaking=params.get('break_synproxy_connections'))
+    guard_filters = []
     if guards:
         result['protected'] = [text for _guard, text in guards]
         if params.get('break_synproxy_connections'):
@@ -162,6 +173,7 @@ def flush_conntrack(params, check_mode=False, release=None, flt=None):
         else:
             for guard, _text in guards:
                 flt.exclude(guard)
+                guard_filters.append(guard)
     kernel = params.get('method', 'auto') == 'auto' and kernel_flushable(flt, release)
     result['method'] = 'kernel_flush' if kernel else 'batched_delete'
 
@@ -197,7 +209,7 @@ def flush_conntrack(params, check_mode=False, release=None, flt=None):
             'so the established connections whose entries were deleted now pass as ct state invalid. The '
             "collection's rules drop invalid packets on SYNPROXY-protected ports only, but a host firewall that "
             'drops invalid packets (or accepts only ct state new/established) cuts those connections')
-    kept_part = flt.excluded_part()
+    kept_part = flt.excluded_part(only=guard_filters)  # not the user's own not: exclusion
     if kept_part is not None:
         kept = select(kept_part, delete=False, sample_size=0)[0]
         result['protected_kept'] = kept

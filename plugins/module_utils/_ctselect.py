@@ -168,8 +168,8 @@ def raw_net_checks(flt, release=None):
     exact on this kernel is ``kernel_selects_exactly``'s decision.
     """
     if not flt.nets or flt.icmp or not kernel_selects_exactly(flt, release, ignore_nets=True):
-        return None
-    return tuple((ADDRESS_VALUES[option], net.af, net.net, net.mask) for option, net in flt.nets.items())
+        return None  # (a list of addresses is not exact with ignore_nets: the entry dict is checked)
+    return tuple((ADDRESS_VALUES[option], nets[0].af, nets[0].net, nets[0].mask) for option, nets in flt.nets.items())
 
 
 def _selection_batch(flt, exact, sample, sample_size, delete):

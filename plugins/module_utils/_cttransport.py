@@ -141,16 +141,18 @@ class Connection(object):
         for items in self.dump_batches(family, attrs, zero, batch, threaded):
             yield from items
 
-    def dump_batches(self, family=0, attrs=b'', zero=False, batch=None, threaded=False, share=False):
+    def dump_batches(self, family=0, attrs=b'', zero=False, batch=None, threaded=False, share=False, msg=None):
         """Stream the table as lists, one per datagram, of what the batch decoder ``batch`` (``batch_json``,
         ``batch_brief``, ``batch_dict`` (the default), ``plain_batch(decode)``) makes of its entries.
 
         ``threaded``: receive in a second process (or thread). The kernel fills each dump datagram inside
         recv(), so the kernel's walk of the table overlaps with the decoding here. ``share``: the receiver
         process decodes every other datagram too (only for a batch decoder without side effects whose items
-        are plain data, such as ``batch_json``, ``batch_brief``, ``batch_dict``).
+        are plain data, such as ``batch_json``, ``batch_brief``, ``batch_dict``). ``msg``: another dump of
+        conntrack entries (IPCTNL_MSG_CT_GET_DYING, IPCTNL_MSG_CT_GET_UNCONFIRMED: the dying and unconfirmed lists).
         """
-        msg = IPCTNL_MSG_CT_GET_CTRZERO if zero else IPCTNL_MSG_CT_GET
+        if msg is None:
+            msg = IPCTNL_MSG_CT_GET_CTRZERO if zero else IPCTNL_MSG_CT_GET
         data, seq = self.message(NFNL_SUBSYS_CTNETLINK, msg, NLM_F_REQUEST | NLM_F_DUMP, family, NFNETLINK_V0, attrs)
         self.send(data)
         batch = batch or batch_dict

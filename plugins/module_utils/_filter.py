@@ -3,19 +3,21 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one filter model shared by conntrack_info, conntrack_flush and conntrack_entry.
 
-User input is validated once (``Filter.from_params``) and split into
+User input is validated once (``Filter.from_params``, the checks live in ``_filterspec``) and split into
 
-* kernel requests: ctnetlink dump/flush attributes for what the running kernel can filter
-  itself (family, mark/mask, status/mask, zone, exact orig/reply tuple fields), and
+* kernel requests: ctnetlink dump/flush attributes for what the running kernel can filter itself (family,
+  mark/mask, status/mask, zone, exact orig/reply tuple fields), one request per kernel-expressible branch
+  of the "any of" lists (``src: [a, b]`` is two requests), at most ``MAX_KERNEL_REQUESTS``; and
 * a Python predicate (``Filter.match``) that checks every condition on each entry.
 
-The predicate checks every condition, so the kernel-side part is an optimisation. Where the
-kernel selects exactly the matching entries, callers skip the predicate: that decision is made in
-one place, ``kernel_selects_exactly(flt, release)``, from the filter and the kernel release (older
-kernels ignore some of the attributes and would return, or flush, more than asked).
+The predicate checks every condition, so the kernel-side part is an optimisation. Where the kernel selects
+exactly the matching entries, callers skip the predicate: that decision is made in one place,
+``kernel_selects_exactly(flt, release)``, from the filter and the kernel release (older kernels ignore
+some of the attributes and would return, or flush, more than asked).
 
-Exclusions (``Filter.exclude``) remove entries from the selection; the kernel cannot express them,
-so a filter with exclusions is always checked in Python.
+Exclusions (``not:``, ``Filter.exclude``) remove entries from the selection; the kernel cannot express them,
+so a filter with exclusions is always checked in Python. So are NAT, labels, directional zones, CIDRs,
+IPv6 addresses, port ranges and states.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,97 +25,57 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import socket
+import itertools
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError, kernel_version
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import kernel_version
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import nla, nla_be16, nla_be32, nla_nested
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
-    AF_INET, AF_INET6, CTA_FILTER, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_REPLY_FLAGS, CTA_MARK, CTA_MARK_MASK, CTA_STATUS,
-    CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, DCCP_STATES, FAMILIES, FILTER_ICMPV6_CODE,
-    FILTER_ICMPV6_ID, FILTER_ICMPV6_TYPE, FILTER_ICMP_CODE, FILTER_ICMP_ID, FILTER_ICMP_TYPE, FILTER_IP_DST,
-    FILTER_IP_SRC, FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, ICMP_PROTOS, ICMP_TRACKED, PORT_PROTOS,
-    PORT_PROTO_NAMES, PROTO_NAMES, PROTO_NUMBERS, PROTO_STATES, SCTP_STATES, STATE_ALIASES, STATUS_BITS, STATUS_VALUES, TCP_STATES,
-    status_value)
+    CTA_FILTER, CTA_FILTER_ORIG_FLAGS, CTA_FILTER_REPLY_FLAGS, CTA_MARK, CTA_MARK_MASK, CTA_STATUS,
+    CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, FAMILIES, FILTER_ICMPV6_CODE, FILTER_ICMPV6_ID,
+    FILTER_ICMPV6_TYPE, FILTER_ICMP_CODE, FILTER_ICMP_ID, FILTER_ICMP_TYPE, FILTER_IP_DST, FILTER_IP_SRC,
+    FILTER_PROTO_DST_PORT, FILTER_PROTO_NUM, FILTER_PROTO_SRC_PORT, PROTO_NAMES, STATUS_VALUES, status_value)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_tuple
-from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
-    parse_int, parse_network)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._filterspec import (  # noqa: F401 pylint: disable=unused-import
+    ADDRESS_OPTIONS, FILTER_ARGSPEC, FILTER_OPTIONS, ICMP_OPTIONS, PORT_OPTIONS, PSEUDO_STATUS, Net, check_range,
+    parse_into, parse_proto, parse_u32)
 
 KERNEL_PORT_PROTOS = frozenset((6, 17))  # the kernel's tuple filter compares ports of TCP/UDP only
-PSEUDO_STATUS = ('UNREPLIED',)  # = SEEN_REPLY not set, as conntrack -L shows it
-
-FILTER_ARGSPEC = dict(
-    family=dict(type='str', choices=['ipv4', 'ipv6']),
-    proto=dict(type='str'),
-    src=dict(type='str'),
-    dst=dict(type='str'),
-    reply_src=dict(type='str'),
-    reply_dst=dict(type='str'),
-    sport=dict(type='int'),
-    dport=dict(type='int'),
-    reply_sport=dict(type='int'),
-    reply_dport=dict(type='int'),
-    icmp_type=dict(type='int'),
-    icmp_code=dict(type='int'),
-    icmp_id=dict(type='int'),
-    mark=dict(type='raw'),
-    mark_mask=dict(type='raw'),
-    zone=dict(type='int'),
-    state=dict(type='list', elements='str'),
-    status=dict(type='list', elements='str'),
-)
-FILTER_OPTIONS = tuple(FILTER_ARGSPEC)
-ADDRESS_OPTIONS = ('src', 'dst', 'reply_src', 'reply_dst')
-PORT_OPTIONS = ('sport', 'dport', 'reply_sport', 'reply_dport')
-ICMP_OPTIONS = ('icmp_type', 'icmp_code', 'icmp_id')
+MAX_KERNEL_REQUESTS = 16  # beyond this many branches: one dump for the rest, the lists checked in Python
+SRC_NAT_DONE, DST_NAT_DONE = STATUS_VALUES['SRC_NAT_DONE'], STATUS_VALUES['DST_NAT_DONE']
+# NAT kind -> (status bit, entry key of the original side, of the reply side, port keys likewise)
+_NAT_SIDES = {'src': (SRC_NAT_DONE, 'src', 'reply_dst', 'sport', 'reply_dport'),
+              'dst': (DST_NAT_DONE, 'dst', 'reply_src', 'dport', 'reply_sport')}
+_Net = Net  # the name older callers import
 
 
-def parse_u32(value, option):
-    """An integer 0..2^32-1 given as a number or a decimal/hex string (marks, masks)."""
-    return parse_int(value, option, 0, 0xffffffff, 'marks and masks (0x0-0xffffffff)', hex_ok=True)
+def _one(values):
+    """The value of a single-valued condition (a tuple/frozenset of one), else None."""
+    if values is not None and len(values) == 1:
+        return next(iter(values))
+    return None
 
 
-def parse_proto(value, option='proto'):
-    """A protocol name (tcp, udp, icmp, icmpv6, sctp, dccp, udplite, gre, igmp) or number 0-255."""
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if text not in PROTO_NUMBERS:
-        if text[:1].isdigit() or text[:1] in '+-':
-            return parse_int(text, option, 0, 255, 'protocol numbers')
-        raise ConntrackError('%s %r is not a known protocol: use one of %s, or a number 0-255'
-                             % (option, value, ', '.join(sorted(PROTO_NAMES.values()))), option=option)
-    return PROTO_NUMBERS[text]
+def zone_id(entry):
+    """The entry's zone id whatever its direction (what the kernel's CTA_ZONE dump filter compares)."""
+    return entry.get('zone') or entry.get('tuple_zone') or entry.get('reply_tuple_zone') or 0
 
 
-def check_range(value, low, high, option, what):
-    if value is not None and not low <= value <= high:
-        raise ConntrackError('%s %s is out of range: %s are %d-%d' % (option, value, what, low, high), option=option)
-
-
-class _Net(object):
-    """A parsed address filter: exact string compare for hosts, integer compare for prefixes."""
-
-    __slots__ = ('network', 'family', 'host', 'text', 'net', 'mask', 'af')
-
-    def __init__(self, network):
-        self.network = network
-        self.family = 'ipv4' if network.version == 4 else 'ipv6'
-        self.af = AF_INET if network.version == 4 else AF_INET6
-        self.host = network.prefixlen == network.max_prefixlen
-        self.text = str(network.network_address)
-        self.net = int(network.network_address)
-        self.mask = int(network.netmask)
-
-    def matches(self, address):
-        if address is None:
-            return False
-        if self.host:
-            return address == self.text
-        try:
-            packed = socket.inet_pton(self.af, address)
-        except (OSError, ValueError):
-            return False  # other family
-        return int.from_bytes(packed, 'big') & self.mask == self.net
+def nat_matches(kind, spec, entry, status):
+    """True when ``entry`` was translated on the ``kind`` side ('src' or 'dst') as ``spec`` says (True: at all;
+    (Net, port)): conntrack --src-nat/--dst-nat. The NAT_DONE status bit must be set and the reply tuple must
+    differ from the original there: the reply destination (SNAT) or source (DNAT), and with a port, the port."""
+    bit, orig, reply, orig_port, reply_port = _NAT_SIDES[kind]
+    if not status & bit:
+        return False
+    addr_changed = entry.get(reply) != entry.get(orig)
+    port = entry.get(reply_port)
+    port_changed = port is not None and port != entry.get(orig_port)
+    if spec is True:
+        return addr_changed or port_changed
+    net, want_port = spec
+    if not addr_changed or not net.matches(entry.get(reply)):
+        return False
+    return want_port is None or port_changed and port == want_port
 
 
 class Filter(object):
@@ -122,114 +84,27 @@ class Filter(object):
     def __init__(self):
         self.family = None
         self.protonum = None
-        self.nets = {}
-        self.ports = {}
-        self.icmp = {}
-        self.mark = None
+        self.nets = {}  # option -> (Net, ...): any of
+        self.ports = {}  # option -> ((low, high), ...): any of
+        self.icmp = {}  # option -> frozenset of values
+        self.marks = None  # (value & mark_mask, ...)
         self.mark_mask = 0xffffffff
-        self.zone = None
+        self.zones = self.orig_zones = self.reply_zones = None  # frozensets
         self.states = None
         self.status_value = 0
         self.status_mask = 0
+        self.nat = {}  # 'src'/'dst'/'any' -> (True | (Net, port), ...)
+        self.labels = None  # bitmap of the labels an entry must all carry
         self.given = {}
+        self.nothing = False  # an option of not: given as an empty list: the exclusion matches no entry
+        self.negated = None  # the not: filter, as given
         self.exclusions = []  # filters whose matches are taken out of this one's
         self.any_of = []  # filters of which an entry must match at least one (when not empty)
 
     # --- validation -------------------------------------------------------------------------
     @classmethod
     def from_params(cls, params):
-        self = cls()
-        given = dict((k, params.get(k)) for k in FILTER_OPTIONS if params.get(k) not in (None, []))
-        self.given = given
-        self.family = given.get('family')
-        self.protonum = parse_proto(given.get('proto'))
-
-        for option in ADDRESS_OPTIONS:
-            if option in given:
-                net = _Net(parse_network(given[option], option))
-                if self.family is None:
-                    self.family = net.family
-                elif net.family != self.family:
-                    clash = 'family is %s' % self.family if 'family' in given else (
-                        'another address filter is %s' % self.family)
-                    raise ConntrackError('%s %s is an %s address but %s: addresses and family must agree'
-                                         % (option, given[option], 'IPv4' if net.family == 'ipv4' else 'IPv6',
-                                            clash), option=option)
-                self.nets[option] = net
-
-        for option in PORT_OPTIONS:
-            if option in given:
-                check_range(given[option], 0, 65535, option, 'ports')
-                if self.protonum not in PORT_PROTOS:
-                    raise ConntrackError('%s needs proto set to one of %s%s'
-                                         % (option, ', '.join(PORT_PROTO_NAMES),
-                                            '' if self.protonum is None else ' (proto is %s)'
-                                            % PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
-                self.ports[option] = given[option]
-
-        for option in ICMP_OPTIONS:
-            if option in given:
-                check_range(given[option], 0, 65535 if option == 'icmp_id' else 255, option,
-                            'ICMP ids' if option == 'icmp_id' else 'ICMP types and codes')
-                if self.protonum not in ICMP_PROTOS:
-                    raise ConntrackError('%s needs proto icmp or icmpv6' % option, option=option)
-                self.icmp[option] = given[option]
-        if 'icmp_type' in self.icmp and self.icmp['icmp_type'] not in ICMP_TRACKED[self.protonum]:
-            # the kernel refuses such a tuple filter (EINVAL): no entry ever has another type
-            raise ConntrackError('icmp_type %s: the kernel tracks %s types %s only (requests and their replies), so no '
-                                 'entry has another type' % (self.icmp['icmp_type'], PROTO_NAMES[self.protonum],
-                                                             ', '.join(str(t) for t in ICMP_TRACKED[self.protonum])),
-                                 option='icmp_type')
-        if self.protonum == 1 and self.family == 'ipv6' or self.protonum == 58 and self.family == 'ipv4':
-            raise ConntrackError('proto %s does not exist in family %s: use %s'
-                                 % (PROTO_NAMES[self.protonum], self.family,
-                                    'icmpv6' if self.protonum == 1 else 'icmp'), option='proto')
-        if self.family is None and self.protonum in (1, 58):
-            self.family = 'ipv4' if self.protonum == 1 else 'ipv6'
-
-        if 'mark' in given:
-            self.mark_mask = parse_u32(given['mark_mask'], 'mark_mask') if 'mark_mask' in given else 0xffffffff
-            self.mark = parse_u32(given['mark'], 'mark') & self.mark_mask
-        elif 'mark_mask' in given:
-            raise ConntrackError('mark_mask needs mark (the value compared after masking)', option='mark_mask')
-
-        if 'zone' in given:
-            check_range(given['zone'], 0, 65535, 'zone', 'zones')
-            self.zone = given['zone']
-
-        if 'state' in given:
-            known = set(TCP_STATES) | set(SCTP_STATES) | set(DCCP_STATES)
-            allowed = PROTO_STATES.get(self.protonum)
-            if self.protonum is not None and allowed is None:
-                raise ConntrackError('state needs proto tcp, sctp or dccp (proto is %s): other protocols have no '
-                                     'connection state' % PROTO_NAMES.get(self.protonum, self.protonum),
-                                     option='state')
-            states = set()
-            for name in given['state']:
-                upper = str(name).strip().upper().replace('-', '_')
-                upper = STATE_ALIASES.get(upper, upper)  # the conntrack CLI's name of SYN_SENT2
-                if upper not in (allowed or known):
-                    raise ConntrackError('state %r is not a %s state: use one of %s'
-                                         % (name, PROTO_NAMES.get(self.protonum, 'connection'),
-                                            ', '.join(allowed or sorted(known))), option='state')
-                states.add(upper)
-            self.states = frozenset(states)
-
-        if 'status' in given:
-            for name in given['status']:
-                upper = str(name).strip().upper()
-                if upper == 'UNREPLIED':
-                    self.status_mask |= STATUS_VALUES['SEEN_REPLY']
-                elif upper in STATUS_VALUES:
-                    self.status_mask |= STATUS_VALUES[upper]
-                    self.status_value |= STATUS_VALUES[upper]
-                else:
-                    raise ConntrackError('status %r is not a conntrack status flag: use any of %s'
-                                         % (name, ', '.join(STATUS_BITS + PSEUDO_STATUS)), option='status')
-            if 'UNREPLIED' in [str(n).strip().upper() for n in given['status']] and \
-                    'SEEN_REPLY' in [str(n).strip().upper() for n in given['status']]:
-                raise ConntrackError('status UNREPLIED and SEEN_REPLY exclude each other', option='status')
-        return self
+        return parse_into(cls(), params, cls)
 
     @classmethod
     def port_guard(cls, family, protonum, port_ranges):
@@ -245,24 +120,39 @@ class Filter(object):
 
     port_ranges = None
 
+    @property
+    def mark(self):
+        """The mark of a single-valued mark filter (None otherwise)."""
+        return _one(self.marks)
+
+    @property
+    def zone(self):
+        return _one(self.zones)
+
     def exclude(self, other):
         """Take the entries ``other`` matches out of this filter's selection (checked in Python)."""
         self.exclusions.append(other)
 
-    def excluded_part(self):
-        """A filter of the entries this filter's conditions select but its exclusions take out (for counting
-        what an exclusion kept), or None when it has no exclusions."""
-        if not self.exclusions:
+    def excluded_part(self, only=None):
+        """A filter of the entries this filter's conditions select but its exclusions (or those of ``only``)
+        take out (for counting what an exclusion kept), or None when there is none."""
+        exclusions = self.exclusions if only is None else [e for e in self.exclusions if e in only]
+        if not exclusions:
             return None
         part = copy.copy(self)
-        part.exclusions = []
-        part.any_of = list(self.exclusions)
+        part.exclusions = [e for e in self.exclusions if e not in exclusions]
+        part.any_of = list(exclusions)
         return part
 
     @property
     def empty(self):
         """True when the filter selects every entry."""
         return not self.given and not self.exclusions
+
+    @property
+    def positive(self):
+        """The options given besides ``not`` (what the selection is made of)."""
+        return dict((k, v) for k, v in self.given.items() if k != 'not')
 
     def describe(self):
         return ', '.join('%s=%s' % (k, v) for k, v in sorted(self.given.items())) or 'no filter'
@@ -274,24 +164,40 @@ class Filter(object):
             return False
         if self.protonum is not None and entry.get('protonum') != self.protonum:
             return False
-        for option, net in self.nets.items():
-            if not net.matches(entry.get(option)):
+        for option, nets in self.nets.items():
+            address = entry.get(option)
+            if not any(net.matches(address) for net in nets):
                 return False
-        for option, port in self.ports.items():
-            if entry.get(option) != port:
+        for option, spans in self.ports.items():
+            port = entry.get(option)
+            if port is None or not any(low <= port <= high for low, high in spans):
                 return False
-        for option, value in self.icmp.items():
-            if entry.get(option) != value:
+        for option, values in self.icmp.items():
+            if entry.get(option) not in values:
                 return False
-        if self.mark is not None and (entry.get('mark', 0) & self.mark_mask) != self.mark:
+        if self.marks is not None and (entry.get('mark', 0) & self.mark_mask) not in self.marks:
             return False
-        if self.zone is not None and entry.get('zone', 0) != self.zone:
+        if self.zones is not None and zone_id(entry) not in self.zones:
+            return False
+        if self.orig_zones is not None and entry.get('tuple_zone', entry.get('zone', 0)) not in self.orig_zones:
+            return False
+        if self.reply_zones is not None and entry.get('reply_tuple_zone', entry.get('zone', 0)) not in self.reply_zones:
             return False
         if self.states is not None and entry.get('state') not in self.states:
             return False
-        if self.status_mask:
+        if self.status_mask or self.nat:
             value = status_value(entry.get('status', ()))
             if value & self.status_mask != self.status_value:
+                return False
+            for kind, specs in self.nat.items():
+                kinds = ('src', 'dst') if kind == 'any' else (kind,)
+                if not any(nat_matches(k, spec, entry, value) for spec in specs for k in kinds):
+                    return False
+        if self.labels is not None:
+            bits = 0
+            for bit in entry.get('labels') or ():
+                bits |= 1 << bit
+            if bits & self.labels != self.labels:
                 return False
         if self.port_ranges is not None:
             port = entry.get('dport')
@@ -305,12 +211,74 @@ class Filter(object):
         return True
 
     # --- kernel-side requests ---------------------------------------------------------------
+    def _branch_dims(self):
+        """[(attribute, key, values)] of the conditions with several values that the kernel can take one value
+        per request (IPv4 host addresses, single TCP/UDP ports, ICMP fields, marks, zones)."""
+        dims = []
+        for option in ADDRESS_OPTIONS:
+            nets = self.nets.get(option)
+            if nets and len(nets) > 1 and all(net.host and net.family == 'ipv4' for net in nets):
+                dims.append(('nets', option, nets))
+        if self.protonum in KERNEL_PORT_PROTOS:
+            for option in PORT_OPTIONS:
+                spans = self.ports.get(option)
+                if spans and len(spans) > 1 and all(low == high for low, high in spans):
+                    dims.append(('ports', option, spans))
+        for option in ICMP_OPTIONS:
+            values = self.icmp.get(option)
+            if values and len(values) > 1:
+                dims.append(('icmp', option, tuple(sorted(values))))
+        if self.marks is not None and len(self.marks) > 1:
+            dims.append(('marks', None, self.marks))
+        if self.zones is not None and len(self.zones) > 1:
+            dims.append(('zones', None, tuple(sorted(self.zones))))
+        return dims
+
+    def _plan(self):
+        """(branch dimensions taken, every multi-valued condition taken): the largest lists are left to
+        Python when the product of the list lengths (times two families) would pass MAX_KERNEL_REQUESTS."""
+        dims = sorted(self._branch_dims(), key=lambda dim: len(dim[2]))
+        per_family = 2 if self.family is None and self.uses_tuple_filter() else 1
+        taken = []
+        product = per_family
+        for dim in dims:
+            if product * len(dim[2]) > MAX_KERNEL_REQUESTS:
+                break
+            product *= len(dim[2])
+            taken.append(dim)
+        multi = sum(1 for nets in self.nets.values() if len(nets) > 1) + \
+            sum(1 for spans in self.ports.values() if len(spans) > 1) + \
+            sum(1 for values in self.icmp.values() if len(values) > 1) + \
+            (self.marks is not None and len(self.marks) > 1) + (self.zones is not None and len(self.zones) > 1)
+        return taken, len(taken) == multi
+
+    def branches(self):
+        """Copies of this filter, one per kernel request branch: the taken lists become single values."""
+        taken, _all = self._plan()
+        if not taken:
+            return [self]
+        out = []
+        for values in itertools.product(*[dim[2] for dim in taken]):
+            view = copy.copy(self)
+            view.nets, view.ports, view.icmp = dict(self.nets), dict(self.ports), dict(self.icmp)
+            for (attr, key, _values), value in zip(taken, values):
+                if attr in ('nets', 'ports'):
+                    getattr(view, attr)[key] = (value,)
+                elif attr == 'icmp':
+                    view.icmp[key] = frozenset((value,))
+                elif attr == 'marks':
+                    view.marks = (value,)
+                else:
+                    view.zones = frozenset((value,))
+            out.append(view)
+        return out
+
     def _tuple_part(self, prefix, family):
         """(flags, tuple dict) of what the kernel compares exactly in one direction."""
         flags = 0
         tup = {}
-        src = self.nets.get(prefix + 'src')
-        dst = self.nets.get(prefix + 'dst')
+        src = _one(self.nets.get(prefix + 'src'))
+        dst = _one(self.nets.get(prefix + 'dst'))
         if family != 'ipv4':
             # Linux (6.18 included) inverts the IPv6 address comparison of CTA_FILTER
             # (ctnetlink_filter_match_tuple: `!ipv6_addr_cmp(...)` skips the EQUAL entries): a dump
@@ -318,48 +286,51 @@ class Filter(object):
             # flush would delete every entry except them. IPv6 addresses are compared in Python only
             # (measured; see tests/integration/test_filter_kernel.py).
             src = dst = None
-        if src is not None and src.host:
+        if src is not None and src.host and src.family == family:
             flags |= FILTER_IP_SRC
             tup['src'] = src.text
-        if dst is not None and dst.host:
+        if dst is not None and dst.host and dst.family == family:
             flags |= FILTER_IP_DST
             tup['dst'] = dst.text
         if self.protonum is not None:
-            ports = dict((k[len(prefix):], v) for k, v in self.ports.items() if k.startswith(prefix) and
-                         (prefix or not k.startswith('reply_')))
             if self.protonum in KERNEL_PORT_PROTOS:
-                if 'sport' in ports:
-                    flags |= FILTER_PROTO_SRC_PORT
-                    tup['sport'] = ports['sport']
-                if 'dport' in ports:
-                    flags |= FILTER_PROTO_DST_PORT
-                    tup['dport'] = ports['dport']
+                for name, flag in (('sport', FILTER_PROTO_SRC_PORT), ('dport', FILTER_PROTO_DST_PORT)):
+                    span = _one(self.ports.get(prefix + name))
+                    if span is not None and span[0] == span[1]:
+                        flags |= flag
+                        tup[name] = span[0]
             if not prefix and self.icmp:
                 v6 = self.protonum == 58
                 for option, flag4, flag6 in (('icmp_type', FILTER_ICMP_TYPE, FILTER_ICMPV6_TYPE),
                                              ('icmp_code', FILTER_ICMP_CODE, FILTER_ICMPV6_CODE),
                                              ('icmp_id', FILTER_ICMP_ID, FILTER_ICMPV6_ID)):
-                    if option in self.icmp:
+                    value = _one(self.icmp.get(option))
+                    if value is not None:
                         flags |= flag6 if v6 else flag4
-                        tup[option] = self.icmp[option]
+                        tup[option] = value
             if flags or not prefix:
                 flags |= FILTER_PROTO_NUM
                 tup['protonum'] = self.protonum
         return flags, tup
 
     def kernel_requests(self):
-        """[(nfgen family, attrs bytes)] dump requests whose union is a superset of the matches.
+        """[(nfgen family, attrs bytes)] dump requests whose union is a superset of the matches, disjoint.
 
-        Tuple filters (CTA_FILTER) need a concrete family, so a filter with tuple fields and no family
-        becomes one request per family; everything else is one request.
+        One per branch of the kernel-expressible lists (``branches``). Tuple filters (CTA_FILTER) need a concrete
+        family, so a branch with tuple fields and no family becomes one request per family.
         """
+        requests = []
+        for view in self.branches():
+            requests += view._requests()
+        return requests
+
+    def _requests(self):
         common = self.selector_attrs()
         if not (self._tuple_part('', self.family or 'ipv4')[0] or self._tuple_part('reply_', self.family or 'ipv4')[0]):
             # mark, status and zone filters work with AF_UNSPEC: one walk of the table for both families
             return [(FAMILIES[self.family] if self.family else 0, common)]
-        families = [self.family] if self.family else ['ipv4', 'ipv6']
         requests = []
-        for family in families:
+        for family in [self.family] if self.family else ['ipv4', 'ipv6']:
             orig_flags, orig = self._tuple_part('', family)
             reply_flags, reply = self._tuple_part('reply_', family)
             attrs = common
@@ -373,32 +344,44 @@ class Filter(object):
             requests.append((FAMILIES[family], attrs))
         return requests
 
+    def nat_status_bits(self):
+        """The NAT_DONE bits a src_nat/dst_nat filter needs (the kernel can select them by status)."""
+        return (SRC_NAT_DONE if 'src' in self.nat else 0) | (DST_NAT_DONE if 'dst' in self.nat else 0)
+
     def selector_attrs(self):
         """The mark/mask, status/mask and zone attributes of this filter: what a dump and a kernel-side flush
         select by besides the tuples."""
         attrs = b''
-        if self.mark is not None:
-            attrs += nla_be32(CTA_MARK, self.mark) + nla_be32(CTA_MARK_MASK, self.mark_mask)
-        if self.status_mask:
-            attrs += nla_be32(CTA_STATUS, self.status_value) + nla_be32(CTA_STATUS_MASK, self.status_mask)
-        if self.zone is not None:
-            # CTA_ZONE alone filters a dump by zone (with any family, AF_UNSPEC included); the
-            # tuple-zone filter flag with a zone inside the tuple is refused (EINVAL).
-            attrs += nla_be16(CTA_ZONE, self.zone)
+        mark = _one(self.marks)
+        if mark is not None:
+            attrs += nla_be32(CTA_MARK, mark) + nla_be32(CTA_MARK_MASK, self.mark_mask)
+        nat_bits = self.nat_status_bits()
+        if self.status_mask or nat_bits:
+            attrs += nla_be32(CTA_STATUS, self.status_value | nat_bits) + \
+                nla_be32(CTA_STATUS_MASK, self.status_mask | nat_bits)
+        zone = _one(self.zones)
+        if zone is not None:
+            # CTA_ZONE alone filters a dump by zone id, whatever the zone's direction (measured on 6.18), with
+            # any family, AF_UNSPEC included; the tuple-zone filter flag with a zone in the tuple is refused.
+            attrs += nla_be16(CTA_ZONE, zone)
         return attrs
 
     def kernel_exact_shape(self, ignore_nets=False):
         """True when the kernel-side requests express every condition of the filter (on a kernel that honours
         all of them: see ``kernel_selects_exactly``); with ``ignore_nets``, every condition but the addresses."""
-        if self.states is not None or self.exclusions or self.any_of or self.port_ranges is not None:
+        if self.states is not None or self.exclusions or self.any_of or self.port_ranges is not None or \
+                self.nat or self.labels is not None or self.orig_zones is not None or self.reply_zones is not None:
             return False
         if any(k.startswith('reply_') for k in self.given if not (ignore_nets and k in ADDRESS_OPTIONS)):
             return False
-        if not ignore_nets and any(not net.host or net.family != 'ipv4' for net in self.nets.values()):
+        if not ignore_nets and any(not net.host or net.family != 'ipv4' for nets in self.nets.values() for net in nets):
             return False  # CIDRs, and IPv6 addresses (the kernel's IPv6 tuple filter is inverted)
-        if self.ports and self.protonum not in KERNEL_PORT_PROTOS:
+        if ignore_nets and any(len(nets) > 1 for nets in self.nets.values()):
             return False
-        return True
+        if self.ports and (self.protonum not in KERNEL_PORT_PROTOS or
+                           any(low != high for spans in self.ports.values() for low, high in spans)):
+            return False
+        return self._plan()[1]
 
     def uses_tuple_filter(self):
         """True when the kernel requests carry CTA_FILTER (a protocol, addresses, ports or ICMP fields)."""
@@ -431,7 +414,7 @@ def kernel_selects_exactly(flt, release=None, ignore_nets=False):
         return False
     if flt.status_mask and version < since['status']:
         return False
-    if flt.zone is not None and version < since['zone']:
+    if flt.zones is not None and version < since['zone']:
         return False
     return True
 

@@ -18,6 +18,8 @@ import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     ConntrackError, MissingLibraryError, conntrack_available, have_library)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
+    IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_GET_DYING, IPCTNL_MSG_CT_GET_UNCONFIRMED)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import Filter, kernel_selects_exactly
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import FAMILY_NAMES, PROTO_NAMES, STATUS_VALUES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import (
@@ -34,7 +36,11 @@ INFO_ARGSPEC = dict(
     query=dict(type='str'),
     backend=dict(type='str', default='auto', choices=['auto', 'netlink', 'procfs']),
     as_facts=dict(type='bool', default=False),
+    table=dict(type='str', default='conntrack', choices=['conntrack', 'dying', 'unconfirmed']),
 )
+# the dump message of each table conntrack_info lists (conntrack -L conntrack|dying|unconfirmed)
+TABLE_MESSAGES = {'conntrack': IPCTNL_MSG_CT_GET, 'dying': IPCTNL_MSG_CT_GET_DYING,
+                  'unconfirmed': IPCTNL_MSG_CT_GET_UNCONFIRMED}
 
 
 class TopCounter(object):
@@ -270,23 +276,29 @@ def _filtered(batch, pred, convert):
     return run
 
 
-def stream_batches(backend, flt, kind='dict', limit=0):
+def stream_batches(backend, flt, kind='dict', limit=0, table='conntrack'):
     """Yield lists of the entries matching ``flt``, from the chosen backend: entry dicts (``kind='dict'``),
     their JSON texts (``'json'``) or the brief records a summary counts (``'brief'``). With ``limit``, entries
     after the first ``limit`` may come as placeholders (0): for counting only.
 
     Conditions the kernel cannot check are tested in Python on entry dicts, which are then converted;
     when the kernel selects exactly, the batch decoders turn the dumped bytes into the wanted kind
-    directly, and a second process receives the dump while this one decodes.
+    directly, and a second process receives the dump while this one decodes. ``table``: the dying and
+    unconfirmed lists are dumped whole (the kernel filters only the main table) and filtered in Python.
     """
     batch, convert = _KINDS[kind]
-    exact = backend == 'netlink' and kernel_selects_exactly(flt)
+    main = table == 'conntrack'
+    exact = backend == 'netlink' and main and kernel_selects_exactly(flt)
     pred = None if exact or flt.empty else flt.match
     if backend == 'netlink':
         if pred is not None:
             batch = _filtered(_KINDS['dict'][0], pred, convert)
         elif limit:
             batch = _limited(batch, limit)  # entries past the limit are counted, not decoded
+        if not main:
+            with Connection() as conn:
+                yield from conn.dump_batches(0, b'', batch=batch, msg=TABLE_MESSAGES[table])
+            return
         requests = flt.kernel_requests()
         if len(requests) > 1:
             yield from _parallel_dumps(requests, batch)
@@ -309,9 +321,9 @@ def stream_batches(backend, flt, kind='dict', limit=0):
         yield chunk
 
 
-def stream_entries(backend, flt, kind='dict'):
+def stream_entries(backend, flt, kind='dict', table='conntrack'):
     """The entries of ``stream_batches``, one by one."""
-    return itertools.chain.from_iterable(stream_batches(backend, flt, kind))
+    return itertools.chain.from_iterable(stream_batches(backend, flt, kind, table=table))
 
 
 def validate(params):
@@ -322,6 +334,10 @@ def validate(params):
     if params.get('top') is not None and params['top'] < 1:
         raise ConntrackError('top %s must be at least 1' % params['top'], option='top')
     flt = Filter.from_params(params)
+    table = params.get('table') or 'conntrack'
+    if table != 'conntrack' and params.get('backend') == 'procfs':
+        raise ConntrackError('table %s needs the netlink backend: /proc/net/nf_conntrack shows the main table only '
+                             '(use backend auto or netlink)' % table, option='table')
     if params.get('query'):
         compile_query(params['query'])
     if params.get('events') is not None:
@@ -377,6 +393,7 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
                              'nf_conntrack_count is missing (nf_conntrack is not loaded or not built into this '
                              'kernel)' % ('network namespace' if namespace else 'kernel'))
     warnings = []
+    table = params.get('table') or 'conntrack'
     backend, warning = choose_backend(params.get('backend') or 'auto')
     if warning:
         warnings.append(warning)
@@ -405,6 +422,7 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         'backend': backend,
         'namespace': namespace,
         'filter': flt.given,
+        'table': table,
     }
 
     streamable = (params.get('entries') and not params.get('summary') and not params.get('query')
@@ -413,13 +431,13 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         # Listing only: the entries are written to the module's output while the table streams
         # (see _common.exit_with_bulk), so memory stays bounded whatever the table size.
         limit = params.get('limit') or 0
-        result['entries'] = EntryStream(stream_batches(backend, flt, 'json', limit), limit, text=True)
+        result['entries'] = EntryStream(stream_batches(backend, flt, 'json', limit, table), limit, text=True)
     elif params.get('entries'):
         limit = params.get('limit') or 0
         summary = Summary(params.get('top') or 10) if params.get('summary') else None
         listed = []
         matched = 0
-        for entry in stream_entries(backend, flt):
+        for entry in stream_entries(backend, flt, table=table):
             matched += 1
             if summary is not None:
                 summary.add(entry)
@@ -432,7 +450,7 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
             result['summary'] = summary.result()
     elif params.get('summary'):
         summary = Summary(params.get('top') or 10)
-        summary.consume(stream_entries(backend, flt, 'brief'))
+        summary.consume(stream_entries(backend, flt, 'brief', table))
         result['matched'] = summary.total
         result['summary'] = summary.result()
 

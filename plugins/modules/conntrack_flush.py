@@ -16,6 +16,8 @@ description:
   - Deletes every entry matching the filter options (the same options, validation and matching as
     M(netfilter.conntrack.conntrack_info)), and nothing else.
   - With no filter option nothing is deleted unless O(all=true) is given.
+  - Filter options take lists (any of) and O(not) takes the entries to keep, so "delete the entries of this
+    service whose backend is not one of these" is one idempotent task (see the examples and docs/reconcile.md).
   - O(max_delete) is a blast-radius guard for fleet runs; the matching entries are counted first and,
     if there are more, the task fails and deletes nothing.
   - Filters the kernel can apply by itself (family, mark and mask, zone, status flags) become one kernel-side flush;
@@ -50,6 +52,7 @@ options:
       - Delete every entry of the table (C(conntrack -F)). Required when no filter option is given, and
         refused together with filter options, so a forgotten or misspelt variable cannot turn a filtered
         delete into a full flush.
+      - Also required when O(not) is the only condition (everything but what it names is deleted).
     type: bool
     default: false
   max_delete:
@@ -106,6 +109,29 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Reconcile a UDP service, kube-proxy style - delete the entries whose backend is gone
+  # one task, idempotent: the second run finds nothing to delete (changed false); an empty
+  # live_backends list deletes every entry of the service
+  netfilter.conntrack.conntrack_flush:
+    proto: udp
+    dst: 203.0.113.10
+    dport: 53
+    not:
+      reply_src: "{{ live_backends }}"
+    max_delete: 5000
+
+- name: Several services at once, IPv4 and IPv6 backends mixed (any of each list)
+  netfilter.conntrack.conntrack_flush:
+    proto: udp
+    dst: [203.0.113.10, 203.0.113.11, "2001:db8::53"]
+    dport: [53, 5353]
+    not:
+      reply_src: [198.51.100.21, 198.51.100.22, "2001:db8:1::21"]
+
+- name: Entries DNATed to a backend that was removed (conntrack -D --dst-nat 198.51.100.7)
+  netfilter.conntrack.conntrack_flush:
+    dst_nat: 198.51.100.7
+
 - name: Drop the UDP entries still pinned to the old DNS backend
   netfilter.conntrack.conntrack_flush:
     proto: udp
@@ -128,6 +154,13 @@ EXAMPLES = r'''
   netfilter.conntrack.conntrack_flush:
     table: expect
     helper: ftp
+
+- name: Everything but the entries of the management network (all is needed with not alone)
+  netfilter.conntrack.conntrack_flush:
+    all: true
+    not:
+      src: [192.0.2.0/24, "2001:db8::/64"]
+  check_mode: true
 
 - name: Flush the whole table of a container's namespace (explicitly)
   netfilter.conntrack.conntrack_flush:
@@ -171,7 +204,7 @@ filter:
   description: The filter options that were given.
   returned: success
   type: dict
-  sample: {proto: udp, dport: 53}
+  sample: {proto: udp, dport: 53, not: {reply_src: [198.51.100.21]}}
 protected:
   description:
     - The traffic the collection's nft table puts behind SYNPROXY, whose entries are kept unless

@@ -133,6 +133,17 @@ options:
       - Also return the result as C(ansible_facts.conntrack), for later tasks and templates.
     type: bool
     default: false
+  table:
+    description:
+      - Which list of entries O(entries) and O(summary) read. C(conntrack) is the table; C(dying) the entries
+        removed from it that still wait for their destroy event, C(unconfirmed) those not yet inserted (like
+        C(conntrack -L dying) and C(conntrack -L unconfirmed)). Entries stuck in either list are how leaks are
+        diagnosed; on a healthy host both are empty or nearly so.
+      - The kernel filters only the main table; on C(dying) and C(unconfirmed) the filter options are checked on
+        the host. Needs the netlink backend.
+    type: str
+    choices: [conntrack, dying, unconfirmed]
+    default: conntrack
 requirements:
   - jmespath (for O(query))
 notes:
@@ -225,6 +236,25 @@ EXAMPLES = r'''
       table: expect
       sample: 10
 
+- name: DNS entries of one service whose backend is not one of the live ones (what a reconcile would delete)
+  netfilter.conntrack.conntrack_info:
+    entries: true
+    proto: udp
+    dst: 203.0.113.10
+    dport: [53, 5353]
+    not:
+      reply_src: [198.51.100.21, 198.51.100.22]
+
+- name: Entries source-NATed to the gateway's public address, port 40000 (conntrack -L --src-nat 203.0.113.1:40000)
+  netfilter.conntrack.conntrack_info:
+    entries: true
+    src_nat: "203.0.113.1:40000"
+
+- name: Entries stuck in the dying list (a leak shows here)
+  netfilter.conntrack.conntrack_info:
+    table: dying
+    summary: true
+
 - name: Expectations created by the FTP helper
   netfilter.conntrack.conntrack_info:
     expectations: true
@@ -295,6 +325,11 @@ filter:
   returned: success, without O(query)
   type: dict
   sample: {proto: tcp, dport: 443}
+table:
+  description: The list of entries that was read (O(table)).
+  returned: success, without O(query)
+  type: str
+  sample: conntrack
 matched:
   description: How many entries matched the filter (all of them, even beyond O(limit)).
   returned: when O(entries) or O(summary)

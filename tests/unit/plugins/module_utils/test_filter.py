@@ -117,7 +117,7 @@ def test_ports_out_of_range(option, value):
 @pytest.mark.parametrize('value', [0, 65535])
 def test_port_range_edges_are_valid(value):
     flt = Filter.from_params({'proto': 'udp', 'dport': value})
-    assert flt.ports == {'dport': value}
+    assert flt.ports == {'dport': ((value, value),)}
 
 
 @pytest.mark.parametrize('option', ['sport', 'dport', 'reply_sport', 'reply_dport'])
@@ -137,7 +137,7 @@ def test_port_with_portless_proto(proto):
 
 @pytest.mark.parametrize('proto', ['tcp', 'udp', 'sctp', 'dccp', 'udplite'])
 def test_port_protos(proto):
-    assert Filter.from_params({'proto': proto, 'sport': 1}).ports == {'sport': 1}
+    assert Filter.from_params({'proto': proto, 'sport': 1}).ports == {'sport': ((1, 1),)}
 
 
 @pytest.mark.parametrize('value,words', [
@@ -544,7 +544,7 @@ def test_port_guard_matches_tcp_to_the_ports_only():
 def test_icmp_types_the_kernel_does_not_track_are_refused(proto, icmp_type, ok):
     """The kernel refuses a tuple filter with such a type (EINVAL): say so, naming the option."""
     if ok:
-        assert Filter.from_params({'proto': proto, 'icmp_type': icmp_type}).icmp['icmp_type'] == icmp_type
+        assert Filter.from_params({'proto': proto, 'icmp_type': icmp_type}).icmp['icmp_type'] == {icmp_type}
     else:
         with pytest.raises(ConntrackError) as info:
             Filter.from_params({'proto': proto, 'icmp_type': icmp_type})
