@@ -136,7 +136,7 @@ class Summary(object):
             'by_proto': by_proto,
             'by_state': by_state,
             'by_zone': by_zone,
-            'by_status': {'assured': assured, 'unreplied': unreplied},
+            'by_status': {'ASSURED': assured, 'UNREPLIED': unreplied},
             'top_sources': self.sources.top(n, 'src', _address_text),
             'top_destinations': self.destinations.top(n, 'dst', _address_text),
             'top_dports': self.dports.top(n, 'dport', _port_text),

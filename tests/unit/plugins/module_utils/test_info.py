@@ -44,7 +44,7 @@ def test_summary_counts():
         'by_proto': {'tcp': 2, 'udp': 1, 'sctp': 1, 'icmpv6': 1},
         'by_state': {'ESTABLISHED': 1, 'SYN_SENT': 1, 'sctp/ESTABLISHED': 1},
         'by_zone': {'0': 4, '3': 1},
-        'by_status': {'assured': 1, 'unreplied': 2},
+        'by_status': {'ASSURED': 1, 'UNREPLIED': 2},
         'top_sources': [{'src': '2001:db8::1', 'count': 2}, {'src': '192.0.2.1', 'count': 2},
                         {'src': '192.0.2.2', 'count': 1}],
         'top_destinations': [{'dst': '2001:db8::2', 'count': 2}, {'dst': '198.51.100.1', 'count': 2},
