@@ -297,7 +297,8 @@ def stream_batches(backend, flt, kind='dict', limit=0):
         return
     source = procfs.entries()
     if source is None:
-        raise MissingLibraryError('pyroute2', 'listing entries on a host without /proc/net/nf_conntrack')
+        raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack (a kernel built without '
+                             'CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the default', option='backend')
     chunk = []
     for entry in source:
         if pred is None or pred(entry):
@@ -435,8 +436,9 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         else:
             exps = procfs.expectations()
             if exps is None:
-                raise MissingLibraryError('pyroute2', 'listing expectations on a host without '
-                                                      '/proc/net/nf_conntrack_expect')
+                raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack_expect (a kernel '
+                                     'built without CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the '
+                                     'default', option='backend')
             result['expectations'] = exps
 
     if params.get('query'):

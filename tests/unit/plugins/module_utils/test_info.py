@@ -248,9 +248,17 @@ def test_gather_validates_before_reading(monkeypatch):
 
 def test_gather_procfs_without_proc_table(fake_proc, monkeypatch):
     monkeypatch.setattr(procfs, 'entries', lambda: None)
-    with pytest.raises(MissingLibraryError) as exc:
+    with pytest.raises(ConntrackError) as exc:
         info.gather(params(entries=True, summary=True))
-    assert exc.value.library == 'pyroute2'
+    assert exc.value.option == 'backend' and 'use backend: netlink' in exc.value.msg
+    assert 'pyroute2' not in exc.value.msg  # no library would help: the kernel lacks the file
+
+
+def test_gather_procfs_without_proc_expect_table(fake_proc, monkeypatch):
+    monkeypatch.setattr(procfs, 'expectations', lambda: None)
+    with pytest.raises(ConntrackError) as exc:
+        info.gather(params(expectations=True))
+    assert exc.value.option == 'backend' and 'nf_conntrack_expect' in exc.value.msg
 
 
 def test_entry_stream_counts_joined_batches_and_cuts_them_at_the_limit():
