@@ -21,6 +21,9 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
+# ansible-galaxy, ansible-doc and ansible-playbook from another ansible-core (for example the oldest that
+# meta/runtime.yml allows): NC_ANSIBLE_BIN=/path/to/venv/bin
+ANSIBLE_BIN = os.environ.get('NC_ANSIBLE_BIN') or BIN
 NAMESPACE = 'ctpb-smoke'
 
 MUST_SHIP = ['README.md', 'COPYING', 'requirements.txt', 'bindep.txt', 'meta/runtime.yml',
@@ -33,7 +36,7 @@ MUST_NOT_SHIP = ['Makefile', 'ansible.cfg', 'pytest.ini', 'requirements-dev.txt'
 
 
 def tool(name):
-    return os.path.join(BIN, name)
+    return os.path.join(ANSIBLE_BIN if name.startswith('ansible-') and name != 'ansible-builder' else BIN, name)
 
 
 def clean_env(collections_path):
