@@ -142,7 +142,7 @@ class Summary(object):
             'by_proto': by_proto,
             'by_state': by_state,
             'by_zone': by_zone,
-            'by_status': {'assured': assured, 'unreplied': unreplied},
+            'by_status': {'ASSURED': assured, 'UNREPLIED': unreplied},
             'top_sources': self.sources.top(n, 'src', _address_text),
             'top_destinations': self.destinations.top(n, 'dst', _address_text),
             'top_dports': self.dports.top(n, 'dport', _port_text),
@@ -309,7 +309,8 @@ def stream_batches(backend, flt, kind='dict', limit=0, table='conntrack'):
         return
     source = procfs.entries()
     if source is None:
-        raise MissingLibraryError('pyroute2', 'listing entries on a host without /proc/net/nf_conntrack')
+        raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack (a kernel built without '
+                             'CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the default', option='backend')
     chunk = []
     for entry in source:
         if pred is None or pred(entry):
@@ -461,8 +462,9 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         else:
             exps = procfs.expectations()
             if exps is None:
-                raise MissingLibraryError('pyroute2', 'listing expectations on a host without '
-                                                      '/proc/net/nf_conntrack_expect')
+                raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack_expect (a kernel '
+                                     'built without CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the '
+                                     'default', option='backend')
             result['expectations'] = exps
 
     if params.get('events') is not None:

@@ -25,14 +25,15 @@ description:
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
 attributes:
   check_mode:
     support: full
-    description: Reads the entry and reports what would be created, changed or deleted, without writing.
+    details: Reads the entry and reports what would be created, changed or deleted, without writing.
   diff_mode:
     support: full
-    description: Before and after, as C(key value) lines (the timeout only when it changes).
+    details: Before and after, as C(key value) lines (the timeout only when it changes).
 options:
   state:
     description:

@@ -28,15 +28,16 @@ description:
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
   - netfilter.conntrack.filter
 attributes:
   check_mode:
     support: full
-    description: The module never changes anything; it runs normally in check mode.
+    details: The module never changes anything; it runs normally in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to diff.
+    details: Nothing changes, so there is nothing to diff.
 options:
   entries:
     description:
@@ -348,6 +349,11 @@ entries:
       C(zone) (0 outside zones).
     - A translated entry has C(SRC_NAT)/C(DST_NAT) in C(status) and C(snat)/C(dnat) dicts (C(from), C(to),
       C(from_port), C(to_port)) derived from its tuples, like the C(--src-nat)/C(--dst-nat) view of conntrack.
+    - Present only when the kernel reports them, C(secmark) (int) and C(secctx) (str, the SELinux context) on
+      hosts with a security module labelling connections; C(master) (a dict with C(src), C(dst), C(sport),
+      C(dport)) on a connection a helper expected, such as an FTP data connection; C(nat_src)/C(nat_dst) (dicts
+      with C(min_ip), C(max_ip), C(min_port), C(max_port)), the NAT ranges, which Linux 6.x does not include
+      in dumps (use C(snat)/C(dnat)).
   returned: when O(entries)
   type: list
   elements: dict
@@ -359,15 +365,21 @@ summary:
   description:
     - Counts of the matching entries. C(top_*) lists are exact up to 20,000 distinct keys and flagged
       C(approximate) beyond.
+    - C(by_status) counts the entries with the status flags C(ASSURED) and C(UNREPLIED) (spelled as in an
+      entry's C(status)); C(by_state) keys are TCP states, C(PROTO/STATE) for the other protocols.
   returned: when O(summary)
   type: dict
   sample: {total: 3, by_family: {ipv4: 2, ipv6: 1}, by_proto: {tcp: 2, udp: 1}, by_state: {ESTABLISHED: 2},
-           by_zone: {"0": 3}, by_status: {assured: 2, unreplied: 1},
+           by_zone: {"0": 3}, by_status: {ASSURED: 2, UNREPLIED: 1},
            top_sources: [{src: 192.0.2.11, count: 2}], top_destinations: [{dst: 192.0.2.12, count: 2}],
            top_dports: [{dport: tcp/22, count: 2}], approximate: false}
 expectations:
-  description: The expect table; each with C(master) and C(tuple) (expected connection), C(mask), C(timeout),
-    C(helper), C(zone), C(flags), C(id).
+  description:
+    - The expect table; each with C(master) and C(tuple) (expected connection), C(mask), C(timeout),
+      C(helper), C(zone), C(flags), C(id).
+    - C(family) (C(ipv4) or C(ipv6)); C(master) and C(tuple) carry C(proto) and C(protonum) besides addresses
+      and ports; C(class) (the helper's expectation class, a number) and C(fn) (the name of the kernel function
+      that sets up the expected connection, such as C(nf_nat_follow_master)) when the kernel reports them.
   returned: when O(expectations)
   type: list
   elements: dict
@@ -405,7 +417,7 @@ events:
     buffer_forced: true
     overruns: 0
     new: {count: 400, rate: 80.0, by_family: {ipv4: 400}, by_proto: {udp: 300, tcp: 100}, by_state: {SYN_SENT: 100},
-          by_zone: {"0": 400}, by_status: {assured: 0, unreplied: 400}, top_sources: [{src: 192.0.2.12, count: 400}],
+          by_zone: {"0": 400}, by_status: {ASSURED: 0, UNREPLIED: 400}, top_sources: [{src: 192.0.2.12, count: 400}],
           top_destinations: [{dst: 192.0.2.11, count: 400}], top_dports: [{dport: tcp/8080, count: 100}],
           approximate: false}
     update: {count: 595, rate: 119.0}
@@ -415,6 +427,11 @@ events:
     loss: {overruns: 0, table_count_before: 100, table_count_after: 252, table_delta: 152, received_delta: 152,
            unexplained: 0}
     sample: []
+query:
+  description: The O(query) expression that was applied.
+  returned: when O(query)
+  type: str
+  sample: "entries[?state=='SYN_SENT'].dst"
 query_result:
   description: The result of O(query) applied to the full result.
   returned: when O(query)
