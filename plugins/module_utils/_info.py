@@ -325,7 +325,15 @@ def validate(params):
     flt = Filter.from_params(params)
     if params.get('query'):
         compile_query(params['query'])
+    if params.get('events') is not None:
+        _events().validate_events(params, flt)
     return flt
+
+
+def _events():
+    """_ctevents, imported when asked for (it counts events with this file's Summary)."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctevents
+    return _ctevents
 
 
 def compile_query(expression):
@@ -440,6 +448,10 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
                                      'built without CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the '
                                      'default', option='backend')
             result['expectations'] = exps
+
+    if params.get('events') is not None:
+        events = _events()
+        result['events'] = events.watch(events.validate_events(params, flt), flt)
 
     if params.get('query'):
         query = compile_query(params['query'])
