@@ -78,7 +78,7 @@ def test_every_result_names_the_namespace(monkeypatch):
     monkeypatch.setattr(_runner, 'enter', lambda module: None)
     module = FakeModule({'namespace': 'ctpb-x'})
     _runner.run(module, lambda params, check_mode: {'changed': False})
-    assert module.exited == {'changed': False, 'namespace': 'ctpb-x'}
+    assert module.exited['changed'] is False and module.exited['namespace'] == 'ctpb-x'
     module = FakeModule({'namespace': None})
     _runner.run(module, lambda params, check_mode: {'changed': True, 'namespace': '/proc/1/ns/net'})
     assert module.exited['namespace'] == '/proc/1/ns/net'
