@@ -30,7 +30,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab impor
     CTA_EXPECT_ZONE, CTA_HELP, CTA_HELP_NAME, CTA_ID, CTA_IP_V4_DST, CTA_IP_V4_SRC, CTA_IP_V6_DST, CTA_IP_V6_SRC,
     CTA_LABELS, CTA_LABELS_MASK, CTA_MARK, CTA_NAT_DST, CTA_NAT_PROTO, CTA_NAT_SRC, CTA_NAT_V4_MAXIP,
     CTA_NAT_V4_MINIP, CTA_NAT_V6_MAXIP, CTA_NAT_V6_MINIP, CTA_PROTOINFO, CTA_PROTOINFO_DCCP, CTA_PROTOINFO_SCTP,
-    CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, CTA_PROTOINFO_SCTP_VTAG_REPLY, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE,
+    CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, CTA_PROTOINFO_SCTP_VTAG_REPLY, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_FLAGS_ORIGINAL,
+    CTA_PROTOINFO_TCP_FLAGS_REPLY, CTA_PROTOINFO_TCP_STATE,
     CTA_PROTONAT_PORT_MAX, CTA_PROTONAT_PORT_MIN, CTA_PROTO_DST_PORT, CTA_PROTO_ICMPV6_CODE, CTA_PROTO_ICMPV6_ID,
     CTA_PROTO_ICMPV6_TYPE, CTA_PROTO_ICMP_CODE, CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_NUM,
     CTA_PROTO_SRC_PORT, CTA_SECCTX, CTA_SECCTX_NAME, CTA_SECMARK, CTA_STATUS, CTA_SYNPROXY, CTA_TIMEOUT,
@@ -156,13 +157,44 @@ _STATE_ATTR = CTA_PROTOINFO_TCP_STATE  # = CTA_PROTOINFO_SCTP_STATE = CTA_PROTOI
 _STATES_OF_CONTAINER = dict((container, PROTO_STATES[num]) for num, container in PROTOINFO_CONTAINERS.items())
 
 
-def encode_protoinfo(protonum, state, vtag_orig=0, vtag_reply=0):
+# TCP window-tracking flags (IP_CT_TCP_FLAG_*, per direction). An entry created from userspace has seen none of
+# the connection's segments, so its windows are unknown: BE_LIBERAL makes the kernel accept segments outside
+# the window it would compute (only out-of-window RSTs stay INVALID), SACK_PERM lets it read SACK blocks.
+# conntrack -I and -U send both, in both directions, under a mask of the same bits (the kernel's other bits
+# are kept: seen[dir].flags = flags & mask | old & ~mask).
+TCP_FLAG_WINDOW_SCALE, TCP_FLAG_SACK_PERM, TCP_FLAG_CLOSE_INIT, TCP_FLAG_BE_LIBERAL = 0x01, 0x02, 0x04, 0x08
+TCP_FLAGS_CREATED = TCP_FLAG_BE_LIBERAL | TCP_FLAG_SACK_PERM
+
+
+def encode_protoinfo(protonum, state, vtag_orig=0, vtag_reply=0, tcp_flags=None):
     """CTA_PROTOINFO setting the state (a name) of a TCP/SCTP/DCCP entry. SCTP: the kernel wants both
-    verification tags with the state."""
+    verification tags with the state. TCP with ``tcp_flags``: those window-tracking flags are set in both
+    directions (CTA_PROTOINFO_TCP_FLAGS_ORIGINAL/REPLY, flags and mask alike)."""
     info = [nla_u8(_STATE_ATTR, PROTO_STATES[protonum].index(state))]
     if protonum == 132:
         info += [nla_be32(CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, vtag_orig), nla_be32(CTA_PROTOINFO_SCTP_VTAG_REPLY, vtag_reply)]
+    elif protonum == 6 and tcp_flags:
+        info += [encode_tcp_flags(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, tcp_flags),
+                 encode_tcp_flags(CTA_PROTOINFO_TCP_FLAGS_REPLY, tcp_flags)]
     return nla_nested(CTA_PROTOINFO, nla_nested(PROTOINFO_CONTAINERS[protonum], *info))
+
+
+def encode_tcp_flags(atype, flags, mask=None):
+    """CTA_PROTOINFO_TCP_FLAGS_*: struct nf_ct_tcp_flags {u8 flags; u8 mask}; the mask defaults to the flags."""
+    return nla(atype, bytes((flags, flags if mask is None else mask)))
+
+
+def decode_tcp_flags(buf, off, end):
+    """(original, reply) window-tracking flags of a CTA_PROTOINFO payload (None where absent): the kernel dumps
+    each direction's flags with a mask of 0."""
+    flags = [None, None]
+    for atype, p, pend in iter_attrs(buf, off, end):
+        if atype != CTA_PROTOINFO_TCP:
+            continue
+        for btype, q, qend in iter_attrs(buf, p, pend):
+            if btype in (CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, CTA_PROTOINFO_TCP_FLAGS_REPLY) and qend - q >= 1:
+                flags[btype - CTA_PROTOINFO_TCP_FLAGS_ORIGINAL] = buf[q]
+    return tuple(flags)
 
 
 def decode_protoinfo(buf, off, end, entry):
@@ -378,6 +410,11 @@ def encode_ct_attrs(entry):
     Needs family, protonum, src/dst and ports or ICMP fields; the reply tuple defaults to the inverse
     of the original. ``status`` gets CONFIRMED added: the kernel refuses to create others (EBUSY).
     """
+    return encode_ct_tuples(entry) + encode_ct_rest(entry)
+
+
+def encode_ct_tuples(entry):
+    """CTA_TUPLE_ORIG and CTA_TUPLE_REPLY of ``entry`` (see encode_ct_attrs)."""
     family = entry['family']
     orig = dict((k, entry.get(k)) for k in ('src', 'dst', 'sport', 'dport', 'icmp_type', 'icmp_code', 'icmp_id'))
     orig['protonum'] = entry['protonum']
@@ -387,16 +424,35 @@ def encode_ct_attrs(entry):
         reply['protonum'] = entry['protonum']
     else:
         reply = reply_of(entry)
-    attrs = [encode_tuple(CTA_TUPLE_ORIG, family, orig), encode_tuple(CTA_TUPLE_REPLY, family, reply)]
+    return encode_tuple(CTA_TUPLE_ORIG, family, orig) + encode_tuple(CTA_TUPLE_REPLY, family, reply)
+
+
+_STATUS_ATTRS = {}
+_PROTOINFO_ATTRS = {}
+
+
+def encode_ct_rest(entry):
+    """The attributes of ``entry`` after its tuples: status, timeout, protocol info, mark, zone, labels (the
+    status and protocol info attributes of a table's few distinct values are made once)."""
+    attrs = []
     status = entry.get('status')
     if status is not None:
-        value = status if isinstance(status, int) else status_value(status)
-        attrs.append(nla_be32(CTA_STATUS, value | STATUS_VALUES['CONFIRMED']))
+        key = status if isinstance(status, int) else tuple(status)
+        attr = _STATUS_ATTRS.get(key)
+        if attr is None:
+            value = status if isinstance(status, int) else status_value(status)
+            attr = _STATUS_ATTRS[key] = nla_be32(CTA_STATUS, value | STATUS_VALUES['CONFIRMED'])
+        attrs.append(attr)
     if entry.get('timeout') is not None:
         attrs.append(nla_be32(CTA_TIMEOUT, entry['timeout']))
     if entry.get('state') is not None and entry['protonum'] in PROTOINFO_CONTAINERS:
-        attrs.append(encode_protoinfo(entry['protonum'], entry['state'], entry.get('vtag_orig', 0),
-                                      entry.get('vtag_reply', 0)))
+        # a created TCP entry gets the window-tracking flags conntrack -I gives it (see TCP_FLAGS_CREATED)
+        key = (entry['protonum'], entry['state'], entry.get('vtag_orig', 0), entry.get('vtag_reply', 0),
+               entry.get('tcp_flags', TCP_FLAGS_CREATED))
+        attr = _PROTOINFO_ATTRS.get(key)
+        if attr is None:
+            attr = _PROTOINFO_ATTRS[key] = encode_protoinfo(*key)
+        attrs.append(attr)
     if entry.get('mark') is not None:
         attrs.append(nla_be32(CTA_MARK, entry['mark']))
     if entry.get('zone'):

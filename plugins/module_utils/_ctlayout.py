@@ -60,13 +60,15 @@ Layout = collections.namedtuple('Layout', (
 _TAIL = (('status', CTA_STATUS), ('mark', CTA_MARK), ('id', CTA_ID), ('use', CTA_USE), ('timeout', CTA_TIMEOUT))
 
 
-def _layout(af, icmp, zoned):
+def _tuple_items(af, icmp):
+    """The two tuples of a layout: [(struct code, header (len, type) or the name of a value)], their length
+    each and the length of their CTA_TUPLE_IP."""
     addr_len = 4 if af == AF_INET else 16
     src_t = CTA_IP_V4_SRC if af == AF_INET else CTA_IP_V6_SRC
     ip_len = 4 + 2 * (4 + addr_len)
     proto_len = 36 if icmp else 28
     tuple_len = 4 + ip_len + proto_len
-    items = []  # (struct code, header (len, type), or the name of a value)
+    items = []
     for tup, prefix in ((CTA_TUPLE_ORIG, ''), (CTA_TUPLE_REPLY, 'reply_')):
         items += [('I', (tuple_len, tup | NLA_F_NESTED)), ('I', (ip_len, CTA_TUPLE_IP | NLA_F_NESTED)),
                   ('I', (4 + addr_len, src_t)), ('%ds' % addr_len, prefix + 'src'), ('I', (4 + addr_len, src_t + 1)),
@@ -79,6 +81,11 @@ def _layout(af, icmp, zoned):
         else:
             items += [('I', (6, CTA_PROTO_SRC_PORT)), ('H2x', prefix + 'sport'), ('I', (6, CTA_PROTO_DST_PORT)),
                       ('H2x', prefix + 'dport')]
+    return items, tuple_len, ip_len
+
+
+def _layout(af, icmp, zoned):
+    items, tuple_len, ip_len = _tuple_items(af, icmp)
     if zoned:
         items += [('I', (6, CTA_ZONE)), ('H2x', 'zone')]
     for name, atype in _TAIL:
@@ -421,3 +428,45 @@ def delete_request_of(buf, off, end, family):
         return None
     body = NFGEN.pack(family, 0, 0) + b''.join(copied.get(atype, b'') for atype in (CTA_TUPLE_ORIG, CTA_ZONE, CTA_ID))
     return _pack_hdr(NLMSG_HDRLEN + len(body), _DELETE_TYPE, NLM_F_REQUEST, 0, 0) + body
+
+
+# --- the tuples of a CT_NEW creating an entry ------------------------------------------------------------
+# The same layouts written instead of read: both tuples of an entry with ports or ICMP fields packed with one
+# struct (the headers as constants), byte for byte what _ctcodec.encode_tuple makes of them.
+def _tuple_packer(af, icmp):
+    items, _tuple_len, _ip_len = _tuple_items(af, icmp)
+    pack = struct.Struct('>' + ''.join(code for code, _h in items)).pack
+    template = [int.from_bytes(NLA.pack(*h), 'big') if isinstance(h, tuple) else None for _code, h in items]
+    names = tuple(h for _code, h in items if not isinstance(h, tuple))
+    slots = tuple(i for i, value in enumerate(template) if value is None)
+    return pack, template, names, slots
+
+
+TUPLE_PACKERS = dict(((af, icmp), _tuple_packer(af, icmp)) for af in (AF_INET, AF_INET6) for icmp in (False, True))
+_PTON = socket.inet_pton
+
+
+def pack_tuples(entry):
+    """CTA_TUPLE_ORIG and CTA_TUPLE_REPLY of a flat entry dict with every field of its layout (addresses, the
+    protocol number in both directions' ``protonum``/``reply_protonum`` or ``protonum`` alone, ports or ICMP
+    id/type/code), or None when it has not got them all (``_ctcodec.encode_tuple`` then encodes them)."""
+    af = FAMILIES.get(entry.get('family'))
+    num = entry.get('protonum')
+    if af is None or num is None:
+        return None
+    pack, template, names, slots = TUPLE_PACKERS[af, num in ICMP_PROTOS]
+    args = list(template)
+    get = entry.get
+    try:
+        for slot, name in zip(slots, names):
+            value = get(name)
+            if value is None:
+                if name != 'reply_protonum':
+                    return None
+                value = num
+            elif name[-3:] == 'src' or name[-3:] == 'dst':
+                value = _PTON(af, value)
+            args[slot] = value
+        return pack(*args)
+    except (OSError, struct.error, TypeError):
+        return None

@@ -20,8 +20,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     CTA_ID, CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, af_of)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import (
-    LABEL_BYTES, decode_ct, encode_ct_attrs, encode_expect_identity, encode_labels, encode_nat, encode_protoinfo,
-    encode_tuple)
+    LABEL_BYTES, TCP_FLAGS_CREATED, decode_ct, encode_ct_rest, encode_ct_tuples, encode_expect_identity, encode_labels,
+    encode_nat, encode_protoinfo, encode_tuple)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import pack_tuples
 
 
 def identity_attrs(ident):
@@ -54,10 +55,16 @@ def get_entry(conn, ident):
     return None
 
 
+def create_attrs(entry):
+    """The attributes of a CT_NEW creating ``entry`` (a flat entry dict for ``encode_ct_attrs``, plus
+    ``nat_src``/``nat_dst`` dicts): the tuples packed by the fixed layouts where the entry has every field of
+    one (``_ctlayout.pack_tuples``, byte for byte the codec's), by the codec otherwise."""
+    return (pack_tuples(entry) or encode_ct_tuples(entry)) + encode_ct_rest(entry) + encode_nat(entry)
+
+
 def create_entry(conn, entry):
-    """CT_NEW with CREATE|EXCL and an ACK. ``entry`` is a flat entry dict for ``encode_ct_attrs``
-    (plus ``nat_src``/``nat_dst`` dicts handled here)."""
-    attrs = encode_ct_attrs(entry) + encode_nat(entry)
+    """CT_NEW with CREATE|EXCL and an ACK of ``entry`` (see ``create_attrs``)."""
+    attrs = create_attrs(entry)
     try:
         conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW,
                      NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
@@ -67,12 +74,24 @@ def create_entry(conn, entry):
 
 
 def update_entry(conn, ident, changes, state=None, protonum=None):
-    """CT_NEW without CREATE on the entry ``ident`` names: only the attributes in ``changes``
-    (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
-    with ``state`` the TCP/SCTP/DCCP state."""
+    """CT_NEW without CREATE and with an ACK of ``update_attrs(ident, changes, state, protonum)``."""
+    attrs = update_attrs(ident, changes, state, protonum)
+    try:
+        conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK,
+                     af_of(ident['family']), NFNETLINK_V0, attrs, action='updating the entry')
+    except NetlinkError as exc:
+        raise _explain(exc, 'updating the entry')
+
+
+def update_attrs(ident, changes, state=None, protonum=None):
+    """The attributes of a CT_NEW (without CREATE) updating the entry ``ident`` names: only the attributes in
+    ``changes`` (``status`` value, ``timeout``, ``mark`` + ``mark_mask``, ``labels`` + ``labels_mask`` as ints), and
+    with ``state`` the TCP/SCTP/DCCP state. A TCP state is sent with the window-tracking flags a created entry
+    gets (as conntrack -U sends them): the kernel's window data does not fit a state set from outside. An update
+    without a state leaves the protocol info, window tracking included, as the kernel keeps it."""
     attrs = identity_attrs(ident)
     if state is not None:
-        attrs += encode_protoinfo(protonum, state)
+        attrs += encode_protoinfo(protonum, state, tcp_flags=TCP_FLAGS_CREATED)
     if 'status' in changes:
         attrs += nla_be32(CTA_STATUS, changes['status'])
     if 'timeout' in changes:
@@ -83,22 +102,23 @@ def update_entry(conn, ident, changes, state=None, protonum=None):
         attrs += nla_be32(CTA_MARK_MASK, changes.get('mark_mask', 0xffffffff))
     if 'labels' in changes:
         attrs += encode_labels(changes['labels'], changes.get('labels_mask', (1 << 8 * LABEL_BYTES) - 1))
-    try:
-        conn.request(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, NLM_F_REQUEST | NLM_F_ACK,
-                     af_of(ident['family']), NFNETLINK_V0, attrs, action='updating the entry')
-    except NetlinkError as exc:
-        raise _explain(exc, 'updating the entry')
+    return attrs
 
 
 def delete_entry(conn, ident, ct_id=None):
     """CT_DELETE of the entry ``ident`` names (and, with ``ct_id``, only if it still has that id).
 
     True when deleted, False when there was no such entry (ENOENT is not an error)."""
+    return _delete(conn, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, ident['family'], delete_attrs(ident, ct_id),
+                   'deleting the entry', explain=True)
+
+
+def delete_attrs(ident, ct_id=None):
+    """The attributes of a CT_DELETE of the entry ``ident`` names (only while it has the id ``ct_id``)."""
     attrs = identity_attrs(ident)
     if ct_id is not None:
         attrs += nla_be32(CTA_ID, ct_id)
-    return _delete(conn, NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, ident['family'], attrs, 'deleting the entry',
-                   explain=True)
+    return attrs
 
 
 def delete_expect(conn, exp):
@@ -131,6 +151,11 @@ _EXPLAIN = {
                       'support; helpers need the helper)',
     errno.ENOSPC: 'the conntrack table is full (nf_conntrack_max reached)',
 }
+
+
+def explain(exc, action):
+    """The NetlinkError ``exc`` of ``action`` with a message saying what to check."""
+    return _explain(exc, action)
 
 
 def _explain(exc, action):

@@ -206,6 +206,19 @@ def _create(conn, ident, entry):
     return created if created is not None else entry
 
 
+def undo_changes(current, changes):
+    """(changes, state) that write back what ``changes`` (of ``plan_update``) would change of ``current``: the old
+    mark, labels, timeout and state (status bits can only be set, and only settable ones are sent)."""
+    restore = {}
+    if 'mark' in changes:
+        restore.update(mark=current.get('mark', 0), mark_mask=0xffffffff)
+    if 'labels' in changes:
+        restore.update(labels=label_bits(current.get('labels')), labels_mask=LABELS_FULL)
+    if 'timeout' in changes and current.get('timeout'):
+        restore['timeout'] = current['timeout']
+    return restore, current.get('state') if 'protoinfo' in changes else None
+
+
 def _update(conn, ident, spec, current, changes):
     """Apply ``changes`` so that a refusal changes nothing.
 
@@ -222,14 +235,7 @@ def _update(conn, ident, spec, current, changes):
     try:
         ctw.update_entry(conn, ident, update, state=state, protonum=spec.protonum)
     except ConntrackError:
-        restore = {}
-        if 'mark' in update:
-            restore.update(mark=current.get('mark', 0), mark_mask=0xffffffff)
-        if 'labels' in update:
-            restore.update(labels=label_bits(current.get('labels')), labels_mask=LABELS_FULL)
-        if 'timeout' in update and current.get('timeout'):
-            restore['timeout'] = current['timeout']
-        old_state = current.get('state') if state is not None else None
+        restore, old_state = undo_changes(current, changes)
         if restore or old_state:
             try:
                 ctw.update_entry(conn, ident, restore, state=old_state, protonum=spec.protonum)

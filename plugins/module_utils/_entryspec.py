@@ -21,7 +21,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import os
+import socket
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import check_range, parse_proto, parse_u32
@@ -34,7 +36,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._validate impo
 ENTRY_ARGSPEC = dict(
     state=dict(type='str', default='present', choices=['present', 'absent']),
     family=dict(type='str', choices=['ipv4', 'ipv6']),
-    proto=dict(type='str', required=True),
+    proto=dict(type='str'),
     src=dict(type='str'),
     dst=dict(type='str'),
     sport=dict(type='int'),
@@ -46,6 +48,9 @@ ENTRY_ARGSPEC = dict(
     icmp_type=dict(type='int'),
     icmp_code=dict(type='int'),
     icmp_id=dict(type='int'),
+    reply_icmp_type=dict(type='int'),
+    reply_icmp_code=dict(type='int'),
+    reply_icmp_id=dict(type='int'),
     zone=dict(type='int', default=0),
     timeout=dict(type='int'),
     timeout_policy=dict(type='str', default='on_create', choices=['on_create', 'refresh_below']),
@@ -59,6 +64,23 @@ ENTRY_ARGSPEC = dict(
     nat_src=dict(type='dict', options=dict(address=dict(type='str', required=True), port=dict(type='int'))),
     nat_dst=dict(type='dict', options=dict(address=dict(type='str', required=True), port=dict(type='int'))),
 )
+
+# what conntrack_info lists of an entry that an ``entries`` item takes back and ignores (the kernel keeps them:
+# ids, counters, timestamps, the NAT descriptions its tuples and status already say)
+READ_ONLY_KEYS = ('protonum', 'id', 'use', 'packets', 'bytes', 'reply_packets', 'reply_bytes', 'timestamp_start',
+                  'timestamp_stop', 'dnat', 'snat', 'helper', 'secmark', 'secctx', 'master', 'tuple_zone',
+                  'reply_tuple_zone')
+
+
+def item_argspec():
+    """The options of one ``entries`` item: the entry options (``state`` without default, so the task's applies,
+    and also taking a protocol state as conntrack_info lists it), plus the read-only keys of a listed entry."""
+    spec = dict((name, dict(option)) for name, option in ENTRY_ARGSPEC.items())
+    spec['state'] = dict(type='str')
+    for name in READ_ONLY_KEYS:
+        spec[name] = dict(type='raw')
+    return spec
+
 
 # status flags a user may ask for (the kernel manages the others: NAT_DONE, DYING, TEMPLATE, OFFLOAD...);
 # SRC_NAT/DST_NAT only with the NAT option that makes the kernel set them (it ignores the bits otherwise)
@@ -119,8 +141,28 @@ def parse_labels(values, names=None):
     return bits
 
 
+class Address(collections.namedtuple('Address', ('version', 'text'))):
+    """A validated address: its IP version and its text as the kernel's dumps write it (inet_ntop)."""
+
+    def __str__(self):
+        return self.text
+
+
+_FAMILY_OF_VERSION = ((4, socket.AF_INET), (6, socket.AF_INET6))
+
+
 def _address(value, option):
-    return parse_address(value, option)
+    """One address (see ``_validate.parse_address``). Text already in the form inet_ntop writes, as listed
+    entries have it, is taken as it is (a restore validates 10^5 entries); anything else is parsed."""
+    if isinstance(value, str):
+        for version, af in _FAMILY_OF_VERSION:
+            try:
+                if socket.inet_ntop(af, socket.inet_pton(af, value)) == value:
+                    return Address(version, value)
+            except (OSError, ValueError):
+                continue
+    addr = parse_address(value, option)
+    return Address(addr.version, socket.inet_ntop(_FAMILY_OF_VERSION[addr.version == 6][1], addr.packed))
 
 
 class EntrySpec(object):
@@ -144,11 +186,18 @@ class EntrySpec(object):
         self.labels = None
         self.labels_mode = 'add'
         self.nat = {}
+        self._identity = None
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params, item=False, default_state='present'):
+        """Validate the options of one entry. ``item``: an ``entries`` item, which may be an entry as conntrack_info
+        lists it: ``state`` is present/absent or the protocol state, status flags the kernel sets by itself are
+        ignored, and timeout 0 (an entry listed in its last second) is taken."""
         self = cls()
-        self.state = params.get('state') or 'present'
+        self.state = params.get('state') or default_state
+        listed_state = None
+        if item and self.state not in ('present', 'absent'):
+            listed_state, self.state = self.state, default_state
         self.protonum = parse_proto(params.get('proto'))
         if self.protonum is None:
             raise ConntrackError('proto is required: tcp, udp, icmp, icmpv6, sctp, dccp, udplite or a number',
@@ -197,15 +246,18 @@ class EntrySpec(object):
             check_range(params[option], 0, 65535, option, 'ports')
             key = option[6:] if option.startswith('reply_') else option
             (self.reply if option.startswith('reply_') else self.orig)[key] = params[option]
-        for option in ('icmp_type', 'icmp_code', 'icmp_id'):
+        for option in ('icmp_type', 'icmp_code', 'icmp_id', 'reply_icmp_type', 'reply_icmp_code', 'reply_icmp_id'):
             if params.get(option) is None:
                 continue
             if not icmp:
                 raise ConntrackError('%s needs proto icmp or icmpv6 (proto is %s)'
                                      % (option, PROTO_NAMES.get(self.protonum, self.protonum)), option=option)
-            check_range(params[option], 0, 65535 if option == 'icmp_id' else 255, option,
-                        'ICMP ids' if option == 'icmp_id' else 'ICMP types and codes')
-            self.orig[option] = params[option]
+            check_range(params[option], 0, 65535 if option.endswith('icmp_id') else 255, option,
+                        'ICMP ids' if option.endswith('icmp_id') else 'ICMP types and codes')
+            if option.startswith('reply_'):
+                self.reply[option[6:]] = params[option]
+            else:
+                self.orig[option] = params[option]
         if icmp and self.orig.get('icmp_type') is not None and \
                 self.orig['icmp_type'] not in ICMP_TRACKED[self.protonum]:
             raise ConntrackError('icmp_type %s: the kernel tracks %s types %s only (requests and their replies); '
@@ -241,10 +293,9 @@ class EntrySpec(object):
         check_range(self.zone, 0, 65535, 'zone', 'zones')
 
         if params.get('timeout') is not None:
-            if not 1 <= params['timeout'] <= 0x7fffffff // 1000:
-                raise ConntrackError('timeout %s is out of range: give seconds, 1-%d' % (params['timeout'],
-                                                                                         0x7fffffff // 1000),
-                                     option='timeout')
+            if not (0 if item else 1) <= params['timeout'] <= 0x7fffffff // 1000:
+                raise ConntrackError('timeout %s is out of range: give seconds, %d-%d'
+                                     % (params['timeout'], 0 if item else 1, 0x7fffffff // 1000), option='timeout')
             self.timeout = params['timeout']
         self.timeout_policy = params.get('timeout_policy') or 'on_create'
         if params.get('timeout_min') is not None:
@@ -261,22 +312,35 @@ class EntrySpec(object):
             if self.timeout_min is None:
                 self.timeout_min = max(1, self.timeout // 2)
 
-        if params.get('tcp_state') is not None:
+        tcp_state = params.get('tcp_state')
+        if listed_state is not None:
+            if tcp_state is not None and str(tcp_state).strip().upper() != str(listed_state).strip().upper():
+                raise ConntrackError('state %r and tcp_state %r disagree: an item\'s state is present, absent or the '
+                                     'protocol state (as conntrack_info lists it)' % (listed_state, tcp_state),
+                                     option='state')
+            tcp_state = listed_state
+        if tcp_state is not None:
+            option = 'tcp_state' if params.get('tcp_state') is not None else 'state'
             names = PROTO_STATES.get(self.protonum)
             if names is None:
-                raise ConntrackError('tcp_state: a %s entry has no connection state (states exist for tcp, sctp, dccp)'
-                                     % PROTO_NAMES.get(self.protonum, self.protonum), option='tcp_state')
-            value = str(params['tcp_state']).strip().upper().replace('-', '_')
+                raise ConntrackError('%s %r: a %s entry has no connection state (states exist for tcp, sctp, dccp)%s'
+                                     % (option, tcp_state, PROTO_NAMES.get(self.protonum, self.protonum),
+                                        '; an item\'s state is present, absent or the protocol state'
+                                        if option == 'state' else ''), option=option)
+            value = str(tcp_state).strip().upper().replace('-', '_')
             if self.protonum == 6:
                 value = STATE_ALIASES.get(value, value)
             if value not in names or value == 'NONE':
-                raise ConntrackError('tcp_state %r is not a %s state: use one of %s'
-                                     % (params['tcp_state'], PROTO_NAMES[self.protonum],
-                                        ', '.join(n for n in names if n != 'NONE')), option='tcp_state')
+                raise ConntrackError('%s %r is not a %s state: use one of %s%s'
+                                     % (option, tcp_state, PROTO_NAMES[self.protonum],
+                                        ', '.join(n for n in names if n != 'NONE'),
+                                        ' (or present, absent)' if option == 'state' else ''), option=option)
             self.tcp_state = value
 
         for name in params.get('status') or ():
             upper = str(name).strip().upper()
+            if item and upper in STATUS_VALUES and upper not in STATUS_ALLOWED:
+                continue  # listed, and set by the kernel itself (NAT_DONE, HELPER, OFFLOAD...)
             if upper not in STATUS_ALLOWED:
                 known = upper in STATUS_VALUES
                 raise ConntrackError('status %r %s: use any of %s'
@@ -317,17 +381,35 @@ class EntrySpec(object):
         if self.nat and self.direction == 'orig' and self.reply:
             raise ConntrackError('give either nat_src/nat_dst or a reply tuple, not both: NAT computes the reply '
                                  'tuple', option='nat_src' if 'nat_src' in self.nat else 'nat_dst')
+        self._nat_of_reply(ports)
         for flag, option in STATUS_NAT.items():
             if flag in self.status and option not in self.nat:
                 raise ConntrackError('status %s is set by the kernel when it translates the entry: give %s (the '
                                      'address to translate to) instead of the flag' % (flag, option), option='status')
         return self
 
+    def _nat_of_reply(self, ports):
+        """SRC_NAT/DST_NAT in ``status`` with a reply tuple (a NAT entry as conntrack_info lists it): the reply
+        tuple says where the kernel translates to, so it becomes nat_src (the reply destination) and nat_dst (the
+        reply source), and the kernel computes the same reply tuple from them."""
+        flags = [flag for flag in STATUS_NAT if flag in self.status]
+        if not flags or self.nat or not self.reply or self.direction != 'orig':
+            return
+        for flag in flags:
+            key = 'dst' if flag == 'SRC_NAT' else 'src'
+            port = self.reply.get('dport' if flag == 'SRC_NAT' else 'sport') if ports else None
+            self.nat[STATUS_NAT[flag]] = {'ip': self.reply[key], 'port': port}
+        self.reply = {}
+
     # --- identity and creation ------------------------------------------------------------------
     def identity(self):
-        tup = self.orig if self.direction == 'orig' else self.reply
-        return {'family': self.family, 'protonum': self.protonum, 'direction': self.direction,
-                'tuple': dict(tup), 'zone': self.zone}
+        """The entry's name: family, protonum, direction, tuple and zone (made once; do not change it)."""
+        ident = self._identity
+        if ident is None:
+            tup = self.orig if self.direction == 'orig' else self.reply
+            ident = self._identity = {'family': self.family, 'protonum': self.protonum, 'direction': self.direction,
+                                      'tuple': dict(tup), 'zone': self.zone}
+        return ident
 
     def create_missing(self):
         """Options a create needs that were not given (names)."""

@@ -142,7 +142,7 @@ class Summary(object):
             'by_proto': by_proto,
             'by_state': by_state,
             'by_zone': by_zone,
-            'by_status': {'assured': assured, 'unreplied': unreplied},
+            'by_status': {'ASSURED': assured, 'UNREPLIED': unreplied},
             'top_sources': self.sources.top(n, 'src', _address_text),
             'top_destinations': self.destinations.top(n, 'dst', _address_text),
             'top_dports': self.dports.top(n, 'dport', _port_text),
@@ -309,7 +309,8 @@ def stream_batches(backend, flt, kind='dict', limit=0, table='conntrack'):
         return
     source = procfs.entries()
     if source is None:
-        raise MissingLibraryError('pyroute2', 'listing entries on a host without /proc/net/nf_conntrack')
+        raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack (a kernel built without '
+                             'CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the default', option='backend')
     chunk = []
     for entry in source:
         if pred is None or pred(entry):
@@ -340,7 +341,15 @@ def validate(params):
                              '(use backend auto or netlink)' % table, option='table')
     if params.get('query'):
         compile_query(params['query'])
+    if params.get('events') is not None:
+        _events().validate_events(params, flt)
     return flt
+
+
+def _events():
+    """_ctevents, imported when asked for (it counts events with this file's Summary)."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctevents
+    return _ctevents
 
 
 def compile_query(expression):
@@ -453,9 +462,14 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         else:
             exps = procfs.expectations()
             if exps is None:
-                raise MissingLibraryError('pyroute2', 'listing expectations on a host without '
-                                                      '/proc/net/nf_conntrack_expect')
+                raise ConntrackError('backend procfs: this host has no /proc/net/nf_conntrack_expect (a kernel '
+                                     'built without CONFIG_NF_CONNTRACK_PROCFS); use backend: netlink, the '
+                                     'default', option='backend')
             result['expectations'] = exps
+
+    if params.get('events') is not None:
+        events = _events()
+        result['events'] = events.watch(events.validate_events(params, flt), flt)
 
     if params.get('query'):
         query = compile_query(params['query'])

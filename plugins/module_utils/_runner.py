@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import decimal
 
 from ansible.module_utils import basic
@@ -54,31 +53,37 @@ def _option_names(option):
 
 
 def _relax(spec, params, prefix, bad):
-    """A copy of ``spec`` in which every option that would make ansible-core's checks raise instead of report
-    (an int option holding an infinite number; a dict or a list of dicts with sub-options holding something
-    that is no dict) takes its value as raw; their paths, values and what is allowed go to ``bad``."""
-    spec = copy.deepcopy(spec)
+    """``spec``, or a copy of it in which every option that would make ansible-core's checks raise instead of
+    report (an int option holding an infinite number; a dict or a list of dicts with sub-options holding something
+    that is no dict) takes its value as raw; their paths, values and what is allowed go to ``bad``.
+
+    Only the options present in ``params`` are looked at, and ``spec`` is copied only where something is
+    relaxed: a list of 10^5 dicts (conntrack_entry's ``entries``) costs a look at each item's own keys."""
     if not isinstance(params, dict):
         return spec
-    for name, option in spec.items():
-        value = params.get(name)
-        path = prefix + name
-        if value is None:
+    out = spec
+    for name, value in params.items():
+        option = spec.get(name)
+        if option is None or value is None:
             continue
+        path = prefix + name
         kind = option.get('type', 'str')
+        new = None
         if kind == 'int' and _infinite(value):
-            option['type'] = 'raw'
+            new = dict(option, type='raw')
             bad.append((path, value, 'a whole number (infinity is not a value here)'))
         elif kind == 'dict' and option.get('options'):
             if not _dict_like(value):
                 bad.append((path, value, 'a dictionary (of %s)' % _option_names(option)))
-                option.update(type='raw', options=None)
+                new = dict(option, type='raw', options=None)
             elif isinstance(value, dict):
-                option['options'] = _relax(option['options'], value, path + '.', bad)
+                sub = _relax(option['options'], value, path + '.', bad)
+                if sub is not option['options']:
+                    new = dict(option, options=sub)
         elif kind == 'list':
             items = value if isinstance(value, list) else None
             if option.get('elements') == 'int' and items and any(_infinite(v) for v in items):
-                option['elements'] = 'raw'
+                new = dict(option, elements='raw')
                 bad.append((path, next(v for v in items if _infinite(v)), 'a list of whole numbers'))
             elif option.get('elements') == 'dict' and option.get('options'):
                 wrong = [(i, v) for i, v in enumerate(items if items is not None else [value]) if not _dict_like(v)]
@@ -86,12 +91,19 @@ def _relax(spec, params, prefix, bad):
                     index, item = wrong[0]
                     bad.append(('%s[%d]' % (path, index) if items is not None else path, item,
                                 'a list of dictionaries (of %s)' % _option_names(option)))
-                    option.update(type='raw', elements=None, options=None)
+                    new = dict(option, type='raw', elements=None, options=None)
                 else:
+                    sub = option['options']
                     for index, item in enumerate(items or ()):
                         if isinstance(item, dict):
-                            option['options'] = _relax(option['options'], item, '%s[%d].' % (path, index), bad)
-    return spec
+                            sub = _relax(sub, item, '%s[%d].' % (path, index), bad)
+                    if sub is not option['options']:
+                        new = dict(option, options=sub)
+        if new is not None:
+            if out is spec:
+                out = dict(spec)
+            out[name] = new
+    return out
 
 
 def new_module(argument_spec, **kwargs):
@@ -143,4 +155,15 @@ def run(module, work, validate=None):
     if not module._diff or not result.get('diff'):  # pylint: disable=protected-access
         result.pop('diff', None)
     result.setdefault('namespace', module.params.get('namespace'))
+    result.setdefault('invocation', {'module_args': _invocation_args(module.params)})
     module.exit_json(**result)
+
+
+BULK_ITEMS = 1000
+
+
+def _invocation_args(params):
+    """The module's arguments as the result's ``invocation`` shows them, a list of more than BULK_ITEMS items
+    (conntrack_entry's ``entries`` restoring a table) as its length: ansible-core would echo it all back."""
+    return dict((name, '(a list of %d items)' % len(value) if isinstance(value, list) and len(value) > BULK_ITEMS
+                 else value) for name, value in params.items())

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: conntrack_entry
-short_description: Create, update or delete one connection-tracking entry
+short_description: Create, update or delete connection-tracking entries, one or a whole saved table
 version_added: 0.1.0
 description:
   - The idempotent form of C(conntrack -I), C(-U), C(-D) and C(-G) for one entry.
@@ -19,25 +19,210 @@ description:
   - The entry is identified by its original tuple (O(src), O(dst), ports or ICMP fields) and O(zone), or by its
     reply tuple (O(reply_src), O(reply_dst), O(reply_sport), O(reply_dport)) when no original address is given,
     as C(conntrack -I -r -q) allows.
+  - With O(entries), many entries at once, like C(conntrack -R). Each item takes the same options, and an entry as
+    M(netfilter.conntrack.conntrack_info) lists it is taken back unchanged, so a saved listing restores a table.
   - Every option is checked before the kernel is touched; the kernel's refusals come back as plain messages.
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
 attributes:
   check_mode:
     support: full
-    description: Reads the entry and reports what would be created, changed or deleted, without writing.
+    details: Reads the entry and reports what would be created, changed or deleted, without writing.
   diff_mode:
     support: full
-    description: Before and after, as C(key value) lines (the timeout only when it changes).
+    details: Before and after, as C(key value) lines (the timeout only when it changes).
 options:
   state:
     description:
       - C(present) creates or updates the entry, C(absent) deletes it.
+      - With O(entries), the state of every item that does not give its own.
     type: str
     choices: [present, absent]
     default: present
+  entries:
+    description:
+      - Many entries, each a dictionary of the entry options below (O(proto), O(src), O(dst)...), made present or
+        absent in one task, like C(conntrack -R) restores a saved table. Mutually exclusive with O(proto) and
+        the other entry options, which go in each item.
+      - An entry as M(netfilter.conntrack.conntrack_info) lists it is an item as it is (save and restore); its
+        read-only keys (C(id), C(use), counters, timestamps, C(snat)/C(dnat)...) are ignored, its C(state) is the
+        protocol state, status flags the kernel sets by itself (C(SRC_NAT_DONE)...) are ignored, and a C(SRC_NAT)
+        or C(DST_NAT) entry's reply tuple says where it is translated to (O(nat_src)/O(nat_dst)).
+      - Every item is checked, and what exists read, before anything changes; the entries are then created,
+        updated or deleted hundreds per netlink message batch. When the kernel refuses any of them, the task fails
+        naming the items (C(entries[3]) ...) and undoes what it had done.
+      - An entry that exists already is no error (it is updated where it differs, as the single form does).
+    type: list
+    elements: dict
+    suboptions:
+      state:
+        description:
+          - C(present) or C(absent) (default the task's O(state)), or the protocol state as
+            M(netfilter.conntrack.conntrack_info) lists it (C(ESTABLISHED)...), which means the task's O(state) with
+            that O(entries[].tcp_state), so a listing deleted with O(state=absent) is deleted whole.
+        type: str
+      family:
+        description: As O(family).
+        type: str
+        choices: [ipv4, ipv6]
+      proto:
+        description: As O(proto); required in each item.
+        type: str
+      src:
+        description: As O(src).
+        type: str
+      dst:
+        description: As O(dst).
+        type: str
+      sport:
+        description: As O(sport).
+        type: int
+      dport:
+        description: As O(dport).
+        type: int
+      reply_src:
+        description: As O(reply_src).
+        type: str
+      reply_dst:
+        description: As O(reply_dst).
+        type: str
+      reply_sport:
+        description: As O(reply_sport).
+        type: int
+      reply_dport:
+        description: As O(reply_dport).
+        type: int
+      icmp_type:
+        description: As O(icmp_type).
+        type: int
+      icmp_code:
+        description: As O(icmp_code).
+        type: int
+      icmp_id:
+        description: As O(icmp_id).
+        type: int
+      reply_icmp_type:
+        description: As O(reply_icmp_type).
+        type: int
+      reply_icmp_code:
+        description: As O(reply_icmp_code).
+        type: int
+      reply_icmp_id:
+        description: As O(reply_icmp_id).
+        type: int
+      zone:
+        description: As O(zone).
+        type: int
+        default: 0
+      timeout:
+        description: As O(timeout); C(0) is taken too (an entry listed in its last second).
+        type: int
+      timeout_policy:
+        description: As O(timeout_policy).
+        type: str
+        choices: [on_create, refresh_below]
+        default: on_create
+      timeout_min:
+        description: As O(timeout_min).
+        type: int
+      tcp_state:
+        description: As O(tcp_state).
+        type: str
+      status:
+        description: As O(status); flags the kernel sets by itself are ignored.
+        type: list
+        elements: str
+      mark:
+        description: As O(mark).
+        type: raw
+      mark_mask:
+        description: As O(mark_mask).
+        type: raw
+      labels:
+        description: As O(labels).
+        type: list
+        elements: raw
+      labels_mode:
+        description: As O(labels_mode).
+        type: str
+        choices: [add, remove, exact]
+        default: add
+      nat_src:
+        description: As O(nat_src).
+        type: dict
+        suboptions:
+          address:
+            description: The translated source address.
+            type: str
+            required: true
+          port:
+            description: The translated source port.
+            type: int
+      nat_dst:
+        description: As O(nat_dst).
+        type: dict
+        suboptions:
+          address:
+            description: The translated destination address.
+            type: str
+            required: true
+          port:
+            description: The translated destination port.
+            type: int
+      protonum:
+        description: Read-only (listed by M(netfilter.conntrack.conntrack_info)), ignored; O(entries[].proto) says the protocol.
+        type: raw
+      id:
+        description: Read-only, ignored. The kernel gives every entry its own id.
+        type: raw
+      use:
+        description: Read-only, ignored.
+        type: raw
+      packets:
+        description: Read-only (a counter), ignored.
+        type: raw
+      bytes:
+        description: Read-only (a counter), ignored.
+        type: raw
+      reply_packets:
+        description: Read-only (a counter), ignored.
+        type: raw
+      reply_bytes:
+        description: Read-only (a counter), ignored.
+        type: raw
+      timestamp_start:
+        description: Read-only, ignored.
+        type: raw
+      timestamp_stop:
+        description: Read-only, ignored.
+        type: raw
+      dnat:
+        description: Read-only (the description of the translation the tuples and status say), ignored.
+        type: raw
+      snat:
+        description: Read-only (the description of the translation the tuples and status say), ignored.
+        type: raw
+      helper:
+        description: Read-only, ignored (a restored entry has no helper).
+        type: raw
+      secmark:
+        description: Read-only, ignored.
+        type: raw
+      secctx:
+        description: Read-only, ignored.
+        type: raw
+      master:
+        description: Read-only (the master of an expected connection), ignored.
+        type: raw
+      tuple_zone:
+        description: Read-only, ignored (directional zones are not restored).
+        type: raw
+      reply_tuple_zone:
+        description: Read-only, ignored (directional zones are not restored).
+        type: raw
   family:
     description:
       - Address family. Implied by the addresses (and by O(proto=icmp)/C(icmpv6)); an address of the other family
@@ -47,8 +232,8 @@ options:
   proto:
     description:
       - Layer-4 protocol, a name (C(tcp), C(udp), C(icmp), C(icmpv6), C(sctp), C(dccp), C(udplite)) or a number.
+      - Required unless O(entries) is given.
     type: str
-    required: true
   src:
     description: Source address of the original direction (a single address). Like C(conntrack --orig-src).
     type: str
@@ -85,6 +270,17 @@ options:
     type: int
   icmp_id:
     description: ICMP or ICMPv6 echo identifier.
+    type: int
+  reply_icmp_type:
+    description:
+      - ICMP or ICMPv6 type of the reply tuple, with an explicit reply tuple. Default the reply of O(icmp_type)
+        (C(0) for C(8), C(129) for C(128)), as M(netfilter.conntrack.conntrack_info) lists it.
+    type: int
+  reply_icmp_code:
+    description: ICMP or ICMPv6 code of the reply tuple. Default O(icmp_code).
+    type: int
+  reply_icmp_id:
+    description: ICMP or ICMPv6 identifier of the reply tuple. Default O(icmp_id).
     type: int
   zone:
     description:
@@ -177,6 +373,10 @@ options:
 notes:
   - Needs CAP_NET_ADMIN (root).
   - The tuples of an existing entry cannot be changed; delete the entry and create it again.
+  - A created TCP entry gets the window-tracking flags C(conntrack -I) gives it (C(BE_LIBERAL) and C(SACK_PERM) in
+    both directions), so that the packets of a connection that was not seen from its start are not judged out of
+    window (INVALID), with C(nf_conntrack_tcp_loose=0) too. An update sets them only together with a new
+    O(tcp_state); otherwise the kernel's window tracking of an existing entry is left alone.
 seealso:
   - module: netfilter.conntrack.conntrack_info
   - module: netfilter.conntrack.conntrack_flush
@@ -215,6 +415,39 @@ EXAMPLES = r'''
     timeout_policy: refresh_below
     timeout_min: 600
 
+- name: Save a table (entries as conntrack_info lists them)
+  netfilter.conntrack.conntrack_info:
+    entries: true
+    limit: 0
+  register: saved
+
+- name: Keep the saved entries in a file on the controller
+  ansible.builtin.copy:
+    content: "{{ saved.entries | to_json }}"
+    dest: "saved/{{ inventory_hostname }}-conntrack.json"
+    mode: "0600"
+  delegate_to: localhost
+
+- name: Restore them after a reboot or on a standby firewall (each one created unless it is there already)
+  netfilter.conntrack.conntrack_entry:
+    entries: "{{ lookup('ansible.builtin.file', 'saved/' ~ inventory_hostname ~ '-conntrack.json') | from_json }}"
+
+- name: Move the entries of zone 10 into zone 11 (list, insert into 11, delete from 10)
+  block:
+    - name: List zone 10
+      netfilter.conntrack.conntrack_info:
+        entries: true
+        zone: 10
+        limit: 0
+      register: zone10
+    - name: Insert them into zone 11
+      netfilter.conntrack.conntrack_entry:
+        entries: "{{ zone10.entries | map('combine', {'zone': 11}) | list }}"
+    - name: Delete them from zone 10
+      netfilter.conntrack.conntrack_entry:
+        entries: "{{ zone10.entries }}"
+        state: absent
+
 - name: Delete the entry named by its reply tuple
   netfilter.conntrack.conntrack_entry:
     state: absent
@@ -247,6 +480,53 @@ changes:
   type: list
   elements: str
   sample: [mark]
+created:
+  description: With O(entries), how many entries were created (in check mode, would be).
+  returned: with O(entries)
+  type: int
+  sample: 99998
+updated:
+  description: With O(entries), how many existing entries were changed.
+  returned: with O(entries)
+  type: int
+  sample: 1
+deleted:
+  description: With O(entries), how many entries were deleted.
+  returned: with O(entries)
+  type: int
+  sample: 0
+unchanged:
+  description: With O(entries), how many items needed no change (the entry is there as asked, or absent already).
+  returned: with O(entries)
+  type: int
+  sample: 1
+total:
+  description: With O(entries), the number of items.
+  returned: with O(entries)
+  type: int
+  sample: 100000
+sample:
+  description:
+    - With O(entries), the first 20 changes by item, each with its C(index) in O(entries), its C(action)
+      (C(created), C(updated), C(deleted)), the C(entry) created or the C(changes) of an update.
+  returned: with O(entries)
+  type: list
+  elements: dict
+  sample: [{index: 0, action: updated, changes: [mark]}]
+batches:
+  description:
+    - With O(entries) and not in check mode, how the writes went to the kernel, C(datagrams) (netlink messages
+      sent together) and C(acks) (acknowledgements asked for, one per datagram).
+  returned: with O(entries), not in check mode
+  type: dict
+  sample: {datagrams: 116, acks: 116}
+failed_entries:
+  description:
+    - When the task fails on items, each of them as C(option) (C(entries[3].dport), or C(entries[3])) and C(msg).
+  returned: failure on O(entries)
+  type: list
+  elements: dict
+  sample: [{option: "entries[3].timeout", msg: "entries[3].timeout: the entry does not exist, and creating it needs timeout"}]
 namespace:
   description: The O(namespace) the module ran in, or null for the process's own.
   returned: always
@@ -255,16 +535,18 @@ namespace:
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ensure
-from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import ENTRY_ARGSPEC, EntrySpec
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entrybatch import ENTRIES_ARGSPEC, ensure_task, validate_task
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import ENTRY_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
 def main():
     argument_spec = dict(ENTRY_ARGSPEC)
+    argument_spec.update(ENTRIES_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = new_module(argument_spec, supports_check_mode=True)
-    run(module, lambda params, check_mode, spec: ensure(spec, check_mode=check_mode), validate=EntrySpec.from_params)
+    module = new_module(argument_spec, supports_check_mode=True, required_one_of=[('proto', 'entries')],
+                        mutually_exclusive=[('proto', 'entries')])
+    run(module, lambda params, check_mode, checked: ensure_task(checked, check_mode), validate=validate_task)
 
 
 if __name__ == '__main__':

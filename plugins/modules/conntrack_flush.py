@@ -27,15 +27,16 @@ description:
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
   - netfilter.conntrack.filter
 attributes:
   check_mode:
     support: full
-    description: Counts the entries that would be deleted (RV(deleted), RV(sample)) and deletes nothing.
+    details: Counts the entries that would be deleted (RV(deleted), RV(sample)) and deletes nothing.
   diff_mode:
     support: full
-    description: The diff shows how many entries go, and the sample.
+    details: The diff shows how many entries go, and the sample.
 options:
   table:
     description:

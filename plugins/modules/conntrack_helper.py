@@ -22,15 +22,16 @@ description:
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
   - netfilter.conntrack.nft_table
 attributes:
   check_mode:
     support: full
-    description: Computes the table and checks it with C(nft -c) without changing anything.
+    details: Computes the table and checks it with C(nft -c) without changing anything.
   diff_mode:
     support: full
-    description: The nft text of the table before and after.
+    details: The nft text of the table before and after.
 options:
   helper:
     description:
@@ -115,6 +116,11 @@ persisted:
   description: What O(persist) wrote or removed.
   returned: when O(persist=true)
   type: dict
+namespace:
+  description: The O(namespace) the module ran in, or null for the process's own.
+  returned: always
+  type: str
+  sample: null
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC

@@ -21,20 +21,23 @@ description:
     streams (memory stays bounded whatever the table size).
   - With O(query) a JMESPath expression is applied on the host, so a fleet-wide ad-hoc run brings back only
     what was asked.
+  - With O(events) watches the table for a bounded time (like C(conntrack -E) and C(conntrack -E expect)) and
+    returns per event type the count and rate per second, the breakdowns of O(summary), and a loss account.
   - Never changes anything. Entries are read over ctnetlink with a lean decoder; the kernel filters what it
     can. The netlink codec needs only Python's standard library (no pyroute2 on the host).
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
   - netfilter.conntrack.filter
 attributes:
   check_mode:
     support: full
-    description: The module never changes anything; it runs normally in check mode.
+    details: The module never changes anything; it runs normally in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is nothing to diff.
+    details: Nothing changes, so there is nothing to diff.
 options:
   entries:
     description:
@@ -63,6 +66,56 @@ options:
       - List the expect table (C(conntrack -L expect)), the related connections helpers are waiting for.
     type: bool
     default: false
+  events:
+    description:
+      - Listen to the table's events (new, updated and destroyed entries, or expectations) for
+        O(events.seconds), in the module's namespace, and return RV(events).
+      - The filter options select which events count (the same filter model as listings). A filter on
+        O(family) and/or O(proto) is applied in the kernel by a socket filter, so unwanted events never reach
+        the host; every other condition is checked on the host.
+      - Read-only, so it runs normally in check mode. The guide C(docs/watching.md) says what the rates mean.
+    type: dict
+    suboptions:
+      seconds:
+        description:
+          - How long to listen, 1 to 3600 seconds. The listen ends on time whatever the traffic.
+        type: int
+        default: 10
+      types:
+        description:
+          - Which event types to listen to (C(conntrack -E -e NEW,DESTROY)). Each is a kernel multicast group;
+            the kernel sends nothing for the others.
+        type: list
+        elements: str
+        choices: [new, update, destroy]
+        default: [new, update, destroy]
+      table:
+        description:
+          - V(conntrack) for entries, V(expect) for expectations (C(conntrack -E expect)), the related
+            connections helpers such as ftp wait for. The filter options apply to V(conntrack) only.
+        type: str
+        choices: [conntrack, expect]
+        default: conntrack
+      sample:
+        description:
+          - Keep this many decoded events (the first ones, each with an C(event) key) in C(events.sample);
+            the rest are only counted. 0 to 10000.
+        type: int
+        default: 0
+      buffer_size:
+        description:
+          - The event socket's receive buffer in bytes (C(conntrack -E -b)), 65536 to 1073741824. It holds
+            the events the module has not read yet; when it is full the kernel drops events (an overrun, counted
+            in C(events.overruns)) and the listen goes on.
+          - Set with C(SO_RCVBUFFORCE) (beyond C(net.core.rmem_max), as root), else capped by C(rmem_max).
+          - The default, 64 MiB, holds about 60,000 queued events, the best part of a second of the highest
+            new-flow rates of a small host; the kernel only uses what is queued.
+        type: int
+      kernel_filter:
+        description:
+          - Use the kernel socket filter for O(family)/O(proto) filters. V(false) checks every event on the host.
+        type: bool
+        default: true
   query:
     description:
       - A JMESPath expression applied on the host to the whole result. The module then returns only
@@ -98,6 +151,11 @@ notes:
   - Needs CAP_NET_ADMIN (root) to read the table over netlink.
   - Counters (C(packets), C(bytes)) appear when C(net.netfilter.nf_conntrack_acct=1), start timestamps when
     C(net.netfilter.nf_conntrack_timestamp=1).
+  - Event counts are exact unless C(events.overruns) is above 0 or C(events.loss.unexplained) is not 0. On Linux
+    6.18 the per-CPU C(insert) statistic stays 0 for entries created by packets, so it is no independent count of
+    new entries; the table's count before and after is (C(events.loss)).
+  - Key=value arguments are split at spaces by Ansible before the module runs; ad hoc, write
+    C(events={"seconds":5}) (JSON without spaces) or C(events=seconds=5).
   - With O(entries) or O(summary), a dump of the table is received by a short-lived child process (forked, so
     it runs on another CPU) that also decodes a share of it; where C(fork) is not possible, and for filters
     that need one dump per family, threads receive the dumps instead. The child ends with the dump.
@@ -147,6 +205,37 @@ EXAMPLES = r'''
   netfilter.conntrack.conntrack_info:
     summary: true
     query: summary.top_dports
+
+- name: Watch new and destroyed flows for 10 seconds
+  netfilter.conntrack.conntrack_info:
+    events:
+      seconds: 10
+      types: [new, destroy]
+  register: churn
+
+- name: New flows per second, fleet-wide (ad hoc, as a one-liner)
+  # ansible all -m netfilter.conntrack.conntrack_info -a 'events={"seconds":5} query=events.new.rate'
+  netfilter.conntrack.conntrack_info:
+    events:
+      seconds: 5
+    query: events.new.rate
+
+- name: Who opens new TCP connections to port 443, and how fast (the kernel drops other protocols' events)
+  netfilter.conntrack.conntrack_info:
+    events:
+      seconds: 30
+      types: [new]
+      sample: 20
+    proto: tcp
+    dport: 443
+    top: 5
+
+- name: Expectations created and destroyed while an FTP client works (conntrack -E expect)
+  netfilter.conntrack.conntrack_info:
+    events:
+      seconds: 20
+      table: expect
+      sample: 10
 
 - name: DNS entries of one service whose backend is not one of the live ones (what a reconcile would delete)
   netfilter.conntrack.conntrack_info:
@@ -260,6 +349,11 @@ entries:
       C(zone) (0 outside zones).
     - A translated entry has C(SRC_NAT)/C(DST_NAT) in C(status) and C(snat)/C(dnat) dicts (C(from), C(to),
       C(from_port), C(to_port)) derived from its tuples, like the C(--src-nat)/C(--dst-nat) view of conntrack.
+    - Present only when the kernel reports them, C(secmark) (int) and C(secctx) (str, the SELinux context) on
+      hosts with a security module labelling connections; C(master) (a dict with C(src), C(dst), C(sport),
+      C(dport)) on a connection a helper expected, such as an FTP data connection; C(nat_src)/C(nat_dst) (dicts
+      with C(min_ip), C(max_ip), C(min_port), C(max_port)), the NAT ranges, which Linux 6.x does not include
+      in dumps (use C(snat)/C(dnat)).
   returned: when O(entries)
   type: list
   elements: dict
@@ -271,18 +365,73 @@ summary:
   description:
     - Counts of the matching entries. C(top_*) lists are exact up to 20,000 distinct keys and flagged
       C(approximate) beyond.
+    - C(by_status) counts the entries with the status flags C(ASSURED) and C(UNREPLIED) (spelled as in an
+      entry's C(status)); C(by_state) keys are TCP states, C(PROTO/STATE) for the other protocols.
   returned: when O(summary)
   type: dict
   sample: {total: 3, by_family: {ipv4: 2, ipv6: 1}, by_proto: {tcp: 2, udp: 1}, by_state: {ESTABLISHED: 2},
-           by_zone: {"0": 3}, by_status: {assured: 2, unreplied: 1},
+           by_zone: {"0": 3}, by_status: {ASSURED: 2, UNREPLIED: 1},
            top_sources: [{src: 192.0.2.11, count: 2}], top_destinations: [{dst: 192.0.2.12, count: 2}],
            top_dports: [{dport: tcp/22, count: 2}], approximate: false}
 expectations:
-  description: The expect table; each with C(master) and C(tuple) (expected connection), C(mask), C(timeout),
-    C(helper), C(zone), C(flags), C(id).
+  description:
+    - The expect table; each with C(master) and C(tuple) (expected connection), C(mask), C(timeout),
+      C(helper), C(zone), C(flags), C(id).
+    - C(family) (C(ipv4) or C(ipv6)); C(master) and C(tuple) carry C(proto) and C(protonum) besides addresses
+      and ports; C(class) (the helper's expectation class, a number) and C(fn) (the name of the kernel function
+      that sets up the expected connection, such as C(nf_nat_follow_master)) when the kernel reports them.
   returned: when O(expectations)
   type: list
   elements: dict
+events:
+  description:
+    - What was seen during O(events.seconds). C(table), C(seconds) (asked), C(elapsed) (the listen itself),
+      C(types); C(received) (event messages received, before the filter), C(filtered_out) (received but not
+      selected by the filter), C(drained) (datagrams already queued at the deadline, read afterwards);
+      C(kernel_filter) (C(bpf) when the kernel dropped unwanted events, else null); C(buffer_size) (the kernel's
+      value, twice the size asked, as it counts its bookkeeping) and C(buffer_forced); C(overruns) (ENOBUFS seen).
+    - Per event type listened to (C(new), C(update), C(destroy)) a dict with C(count) and C(rate) (per second of
+      C(elapsed)) and, for the C(conntrack) table, the breakdowns of RV(summary) (C(by_family), C(by_proto),
+      C(by_state), C(by_zone), C(by_status), C(top_sources), C(top_destinations), C(top_dports), C(approximate)).
+      C(destroy) adds C(duration) (C(flows), C(min), C(mean), C(max) seconds and a C(histogram); needs
+      C(nf_conntrack_timestamp=1)) and C(counters) (C(flows), C(packets), C(bytes), C(reply_packets),
+      C(reply_bytes), C(mean_bytes); needs C(nf_conntrack_acct=1)), null when off. For the C(expect) table,
+      C(count), C(rate), C(by_helper), C(by_proto).
+    - C(loss) is the loss account. C(overruns); C(table_count_before) and C(table_count_after) (the
+      table's count when the listen started and at its deadline), C(table_delta), C(received_delta) (new -
+      destroy received) and C(unexplained) (their difference, events lost or still queued at the end), the
+      last two only when every type was listened to without a filter on the C(conntrack) table (else null).
+    - C(sample) holds the first O(events.sample) decoded events (entry dicts with an C(event) key).
+  returned: when O(events)
+  type: dict
+  sample:
+    table: conntrack
+    seconds: 5
+    elapsed: 5.001
+    types: [new, update, destroy]
+    received: 1243
+    filtered_out: 0
+    drained: 0
+    kernel_filter: null
+    buffer_size: 134217728
+    buffer_forced: true
+    overruns: 0
+    new: {count: 400, rate: 80.0, by_family: {ipv4: 400}, by_proto: {udp: 300, tcp: 100}, by_state: {SYN_SENT: 100},
+          by_zone: {"0": 400}, by_status: {ASSURED: 0, UNREPLIED: 400}, top_sources: [{src: 192.0.2.12, count: 400}],
+          top_destinations: [{dst: 192.0.2.11, count: 400}], top_dports: [{dport: tcp/8080, count: 100}],
+          approximate: false}
+    update: {count: 595, rate: 119.0}
+    destroy: {count: 248, rate: 49.6, duration: {flows: 248, min: 0.01, mean: 12.5, max: 30.0,
+              histogram: {under_1s: 10, under_10s: 0, under_1m: 238, under_10m: 0, longer: 0}},
+              counters: {flows: 248, packets: 744, bytes: 28272, reply_packets: 0, reply_bytes: 0, mean_bytes: 114.0}}
+    loss: {overruns: 0, table_count_before: 100, table_count_after: 252, table_delta: 152, received_delta: 152,
+           unexplained: 0}
+    sample: []
+query:
+  description: The O(query) expression that was applied.
+  returned: when O(query)
+  type: str
+  sample: "entries[?state=='SYN_SENT'].dst"
 query_result:
   description: The result of O(query) applied to the full result.
   returned: when O(query)
@@ -297,6 +446,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevents import EVENTS_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
@@ -305,6 +455,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import
 
 def main():
     argument_spec = dict(INFO_ARGSPEC)
+    argument_spec.update(EVENTS_ARGSPEC)
     argument_spec.update(FILTER_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
     module = new_module(argument_spec, supports_check_mode=True)

@@ -34,6 +34,7 @@ description:
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
 extends_documentation_fragment:
+  - netfilter.conntrack.attributes
   - netfilter.conntrack.namespace
 notes:
   - Persisted files are applied at boot in the initial network namespace only; a network namespace
@@ -42,18 +43,20 @@ notes:
     set namespace values from whatever creates the namespace instead.
   - Supports check mode and diff mode.
 seealso:
-  - name: Sizing guide
-    description: How to size nf_conntrack_max and the hash table, with the kernel's own formula.
-    link: https://example.invalid/netfilter/conntrack/docs/sizing.md
+  - plugin: netfilter.conntrack.conntrack_max_auto
+    plugin_type: filter
+    description: >-
+      The kernel's own sizing formula as a filter; the sizing guide C(docs/sizing.md) in the installed
+      collection explains how to size nf_conntrack_max and the hash table.
   - name: Kernel documentation of the conntrack sysctls
     description: The meaning of every knob.
     link: https://docs.kernel.org/networking/nf_conntrack-sysctl.html
 attributes:
   check_mode:
-    description: Computes the same result without writing anything.
+    details: Computes the same result without writing anything.
     support: full
   diff_mode:
-    description: Shows the values in force and every file before and after.
+    details: Shows the values in force and every file before and after.
     support: full
 options:
   name:
@@ -229,6 +232,11 @@ diff:
       after_header: running kernel (after)
       before: "net.netfilter.nf_conntrack_max = 262144\n"
       after: "net.netfilter.nf_conntrack_max = 524288\n"
+namespace:
+  description: The O(namespace) the module ran in, or null for the process's own.
+  returned: always
+  type: str
+  sample: null
 '''
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC

@@ -137,7 +137,7 @@ def test_summary_matches_conntrack(table):
     for entry in theirs:
         by_proto[entry['proto']] = by_proto.get(entry['proto'], 0) + 1
     assert summary['by_proto'] == by_proto
-    assert summary['by_status']['unreplied'] == len([e for e in theirs if 'UNREPLIED' in e['flags']])
+    assert summary['by_status']['UNREPLIED'] == len([e for e in theirs if 'UNREPLIED' in e['flags']])
     assert summary['by_zone'] == {'0': len(theirs) - 1, '7': 1}
     assert len(summary['top_sources']) == 3
     assert 'entries' not in result

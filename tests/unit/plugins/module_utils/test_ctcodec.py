@@ -265,3 +265,25 @@ def test_expect_identity():
     types = [t for t, _p, _e in nw.iter_attrs(attrs, 0, len(attrs))]
     assert types == [vocab.CTA_EXPECT_TUPLE, vocab.CTA_EXPECT_ZONE, vocab.CTA_EXPECT_ID]
     assert codec.decode_expect(attrs, 0, len(attrs), socket.AF_INET)['tuple'] == exp['tuple']
+
+
+def test_tcp_window_flags_encode_and_decode_side_by_side():
+    attr = codec.encode_protoinfo(6, 'ESTABLISHED', tcp_flags=codec.TCP_FLAGS_CREATED)
+    # CTA_PROTOINFO payload: the decoder reads both directions' flags back
+    assert codec.decode_tcp_flags(attr, 4, len(attr)) == (0x0a, 0x0a)
+    entry = {}
+    codec.decode_protoinfo(attr, 4, len(attr), entry)
+    assert entry == {'state': 'ESTABLISHED'}
+    assert codec.encode_tcp_flags(vocab.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, 0x08, 0xff) == b'\x06\x00\x04\x00\x08\xff\x00\x00'
+    # without flags (and for SCTP, which has none) nothing but the state and the tags
+    plain = codec.encode_protoinfo(6, 'ESTABLISHED')
+    assert codec.decode_tcp_flags(plain, 4, len(plain)) == (None, None)
+    assert len(codec.encode_protoinfo(132, 'ESTABLISHED', tcp_flags=0x0a)) == 32
+
+
+def test_created_tcp_entries_carry_the_window_flags_of_conntrack_i():
+    entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2,
+             'state': 'SYN_SENT', 'timeout': 5}
+    attrs = codec.encode_ct_attrs(entry)
+    assert codec.encode_protoinfo(6, 'SYN_SENT', tcp_flags=0x0a) in attrs
+    assert codec.encode_protoinfo(6, 'SYN_SENT') in codec.encode_ct_attrs(dict(entry, tcp_flags=0))

@@ -42,10 +42,18 @@ def test_create_and_update_write_the_same_protoinfo():
     ctw.create_entry(conn, entry)
     ctw.update_entry(conn, IDENT, {'timeout': 9}, state='ESTABLISHED', protonum=6)
     created, updated = conn.requests[0][5], conn.requests[1][5]
-    info = codec.encode_protoinfo(6, 'ESTABLISHED')
+    info = codec.encode_protoinfo(6, 'ESTABLISHED', tcp_flags=codec.TCP_FLAGS_CREATED)
     assert info in created and info in updated
+    # BE_LIBERAL | SACK_PERM in both directions, flags and mask alike (what conntrack -I and -U send)
+    assert b'\x06\x00\x04\x00\x0a\x0a' in info and b'\x06\x00\x05\x00\x0a\x0a' in info
     assert conn.requests[0][2] == nw.NLM_F_REQUEST | nw.NLM_F_ACK | nw.NLM_F_CREATE | nw.NLM_F_EXCL
     assert conn.requests[1][2] == nw.NLM_F_REQUEST | nw.NLM_F_ACK
+
+
+def test_an_update_without_a_state_leaves_the_window_tracking_alone():
+    conn = Recorder()
+    ctw.update_entry(conn, IDENT, {'mark': 1})
+    assert codec.decode_tcp_flags(conn.requests[0][5], 0, len(conn.requests[0][5])) == (None, None)
 
 
 def test_create_writes_nat():

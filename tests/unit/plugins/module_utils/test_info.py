@@ -44,7 +44,7 @@ def test_summary_counts():
         'by_proto': {'tcp': 2, 'udp': 1, 'sctp': 1, 'icmpv6': 1},
         'by_state': {'ESTABLISHED': 1, 'SYN_SENT': 1, 'sctp/ESTABLISHED': 1},
         'by_zone': {'0': 4, '3': 1},
-        'by_status': {'assured': 1, 'unreplied': 2},
+        'by_status': {'ASSURED': 1, 'UNREPLIED': 2},
         'top_sources': [{'src': '2001:db8::1', 'count': 2}, {'src': '192.0.2.1', 'count': 2},
                         {'src': '192.0.2.2', 'count': 1}],
         'top_destinations': [{'dst': '2001:db8::2', 'count': 2}, {'dst': '198.51.100.1', 'count': 2},
@@ -248,9 +248,17 @@ def test_gather_validates_before_reading(monkeypatch):
 
 def test_gather_procfs_without_proc_table(fake_proc, monkeypatch):
     monkeypatch.setattr(procfs, 'entries', lambda: None)
-    with pytest.raises(MissingLibraryError) as exc:
+    with pytest.raises(ConntrackError) as exc:
         info.gather(params(entries=True, summary=True))
-    assert exc.value.library == 'pyroute2'
+    assert exc.value.option == 'backend' and 'use backend: netlink' in exc.value.msg
+    assert 'pyroute2' not in exc.value.msg  # no library would help: the kernel lacks the file
+
+
+def test_gather_procfs_without_proc_expect_table(fake_proc, monkeypatch):
+    monkeypatch.setattr(procfs, 'expectations', lambda: None)
+    with pytest.raises(ConntrackError) as exc:
+        info.gather(params(expectations=True))
+    assert exc.value.option == 'backend' and 'nf_conntrack_expect' in exc.value.msg
 
 
 def test_entry_stream_counts_joined_batches_and_cuts_them_at_the_limit():

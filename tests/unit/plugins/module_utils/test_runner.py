@@ -53,3 +53,32 @@ def test_the_relaxed_spec_takes_the_bad_value_as_raw():
     assert relaxed['nat']['type'] == 'raw' and relaxed['nat']['options'] is None
     assert relaxed['rules']['options']['mss']['type'] == 'raw'
     assert SPEC['nat']['type'] == 'dict'  # the original spec is untouched
+
+
+class FakeModule(object):
+    """The attributes of AnsibleModule that run() uses."""
+
+    check_mode = False
+    _diff = False
+
+    def __init__(self, params):
+        self.params = params
+        self.exited = None
+
+    def warn(self, warning):
+        pass
+
+    def exit_json(self, **result):
+        self.exited = result
+
+
+def test_every_result_names_the_namespace(monkeypatch):
+    """conntrack_helper, conntrack_notrack and conntrack_sysctl return ``namespace`` through run(), like the
+    modules that set it themselves."""
+    monkeypatch.setattr(_runner, 'enter', lambda module: None)
+    module = FakeModule({'namespace': 'ctpb-x'})
+    _runner.run(module, lambda params, check_mode: {'changed': False})
+    assert module.exited == {'changed': False, 'namespace': 'ctpb-x'}
+    module = FakeModule({'namespace': None})
+    _runner.run(module, lambda params, check_mode: {'changed': True, 'namespace': '/proc/1/ns/net'})
+    assert module.exited['namespace'] == '/proc/1/ns/net'
