@@ -63,6 +63,13 @@ FILTERS = {
     'everything-kernel': {'family': 'ipv4', 'proto': 'tcp', 'mark': 0, 'zone': 0, 'status': ['SEEN_REPLY'],
                           'dport': 22},
     'state': {'proto': 'tcp', 'state': ['ESTABLISHED']},
+    # lists: one request per branch, disjoint, exact where each branch is
+    'dport-list-udp': {'proto': 'udp', 'dport': [53, 123, 5060]},
+    'mark-list': {'mark': [0, 1, '0x10']},
+    'zone-list': {'zone': [0, 7]},
+    'src-list-v4-tcp-dport': {'src': ['PICK_V4_SRC', 'PICK_V4_DST'], 'proto': 'tcp', 'dport': [22, 80, 443]},
+    'dport-list-capped': {'proto': 'tcp', 'dport': list(range(1, 40)) + [443]},
+    'src-list-mixed': {'src': ['PICK_V4_SRC', '2001:db8:1::/48']},
 }
 
 COMPARE = """
@@ -83,7 +90,8 @@ picks = {'PICK_V4_SRC': v4[0]['src'], 'PICK_V4_DST': v4[1]['dst'], 'PICK_V4_DPOR
          'PICK_ICMP_ID': [e for e in full if e['protonum'] == 1][0]['icmp_id']}
 out = {'total': len(full), 'filters': {}}
 for name, params in DATA.items():
-    params = dict((k, picks.get(v, v) if isinstance(v, str) else v) for k, v in params.items())
+    params = dict((k, [picks.get(i, i) if isinstance(i, str) else i for i in v] if isinstance(v, list)
+                   else picks.get(v, v) if isinstance(v, str) else v) for k, v in params.items())
     flt = Filter.from_params(params)
     kernel = []
     for family, attrs in flt.kernel_requests():
@@ -123,6 +131,10 @@ def test_kernel_does_the_work_where_it_can(results):
     assert not results['filters']['reply-src-v4']['exact']
     assert results['filters']['mark-0']['requests'] == 1
     assert results['filters']['proto-tcp']['requests'] == 2  # one per family
+    assert {'dport-list-udp', 'mark-list', 'zone-list', 'src-list-v4-tcp-dport'} <= set(exact)
+    assert results['filters']['mark-list']['requests'] == 3
+    assert results['filters']['dport-list-udp']['requests'] == 6  # 3 ports x 2 families
+    assert not results['filters']['dport-list-capped']['exact'] and not results['filters']['src-list-mixed']['exact']
     assert sum(bool(res['python']) for res in results['filters'].values()) >= len(FILTERS) - 2
 
 

@@ -65,25 +65,34 @@ PROTO_NUM = {'tcp': 6, 'udp': 17, 'icmp': 1, 'icmpv6': 58, 'sctp': 132}
 
 # --- the oracle: an independent predicate over conntrack -L -o extended ------------------------------------
 
+def _any(value):
+    return value if isinstance(value, list) else [value]
+
+
 def oracle_match(flt, e):
+    sub = flt.get('not')
+    if sub is not None:
+        rest = dict((k, v) for k, v in flt.items() if k != 'not')
+        excluded = not any(v == [] for v in sub.values()) and oracle_match(sub, e)
+        return oracle_match(rest, e) and not excluded
     if 'family' in flt and e['family'] != flt['family']:
         return False
     if 'proto' in flt and e['protonum'] != PROTO_NUM[flt['proto']]:
         return False
     for option in ('src', 'dst', 'reply_src', 'reply_dst'):
         if option in flt:
-            net = ipaddress.ip_network(flt[option], strict=False)
             addr = ipaddress.ip_address(e[option])
-            if addr.version != net.version or addr not in net:
+            nets = [ipaddress.ip_network(n, strict=False) for n in _any(flt[option])]
+            if not any(addr.version == net.version and addr in net for net in nets):
                 return False
     for option in ('sport', 'dport', 'reply_sport', 'reply_dport', 'icmp_type', 'icmp_code', 'icmp_id'):
-        if option in flt and e.get(option) != flt[option]:
+        if option in flt and e.get(option) not in _any(flt[option]):
             return False
     if 'mark' in flt:
         mask = int(str(flt.get('mark_mask', 0xffffffff)), 0)
-        if e.get('mark', 0) & mask != int(str(flt['mark']), 0) & mask:
+        if e.get('mark', 0) & mask not in [int(str(m), 0) & mask for m in _any(flt['mark'])]:
             return False
-    if 'zone' in flt and e.get('zone', 0) != flt['zone']:
+    if 'zone' in flt and e.get('zone', 0) not in _any(flt['zone']):
         return False
     if 'state' in flt and e.get('state') not in flt['state']:
         return False
@@ -99,6 +108,8 @@ def oracle_match(flt, e):
 
 def cli_args(flt):
     """conntrack -L options for a filter, or None when conntrack-tools cannot express it."""
+    if 'not' in flt or any(isinstance(v, list) for k, v in flt.items() if k not in ('state', 'status')):
+        return None  # lists (any of) and not: have no conntrack-tools equivalent: the oracle decides
     args = []
     if 'family' in flt:
         args += ['-f', flt['family']]
@@ -188,6 +199,15 @@ def fixed_filters(table, rng):
         {'proto': 'tcp', 'dport': 22, 'zone': 7},
         {'family': 'ipv4', 'mark': 2, 'proto': 'udp'},
         {'src': '192.0.2.0/24', 'proto': 'tcp', 'state': ['TIME_WAIT'], 'status': ['ASSURED']},
+        # lists (any of) and not: (issue 12): kernel branches, capped branches, Python exclusions
+        {'proto': 'udp', 'dport': [53, 123]},
+        {'proto': 'tcp', 'dport': [22, 80, 443], 'src': [rng.choice(v4)['src'], '198.51.100.0/24']},
+        {'mark': [1, 2, '0x10']},
+        {'zone': [1, 7], 'family': 'ipv4'},
+        {'proto': 'tcp', 'dport': list(range(1, 30)) + [443]},
+        {'proto': 'udp', 'dport': 53, 'not': {'src': ['192.0.2.0/24', '2001:db8:1::/48']}},
+        {'family': 'ipv6', 'not': {'proto': 'tcp', 'dport': [22, 443]}, 'mark': 0},
+        {'proto': 'tcp', 'not': {'reply_src': []}, 'zone': 7},
     ]
 
 
