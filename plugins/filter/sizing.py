@@ -129,7 +129,7 @@ def conntrack_memory(max_entries, buckets=None, entry_size=320, bits=64):
     return max_entries * entry_size + buckets * (_word(bits) // 8)
 
 
-def conntrack_tuning_plan(info, memtotal_mb, vcpus, max='auto', policy='kernel', per_core=32768,  # pylint: disable=redefined-builtin
+def conntrack_tuning_plan(info, memtotal_mb=None, vcpus=None, max='auto', policy='kernel', per_core=32768,  # pylint: disable=redefined-builtin
                           min=131072, ceiling=0, raise_only=True, buckets='auto', bucket_ratio=1,
                           timeouts=None, persist=True, namespace='', force_lower=False):
     """The tuning role's sizing policy for one host, from what ``conntrack_info`` reported (``info``).
@@ -148,6 +148,9 @@ def conntrack_tuning_plan(info, memtotal_mb, vcpus, max='auto', policy='kernel',
     """
     info = info or {}
     kernel = info.get('kernel') or {}
+    # the host's memory and CPUs: Ansible's facts where gathered, else what conntrack_info read (kernel.*)
+    memtotal_mb = kernel.get('memtotal_mb') if memtotal_mb is None else memtotal_mb
+    vcpus = kernel.get('cpus') if vcpus is None else vcpus
     global_ok = bool(kernel.get('initial_namespace', True))
     now_max = _int(info.get('max', 0), 'info.max', minimum=0)
     now_buckets = _int(info.get('buckets', 0), 'info.buckets', minimum=0)

@@ -392,7 +392,8 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
     if not conntrack_available():
         raise ConntrackError('connection tracking is not active in this %s: /proc/sys/net/netfilter/'
                              'nf_conntrack_count is missing (nf_conntrack is not loaded or not built into this '
-                             'kernel)' % ('network namespace' if namespace else 'kernel'))
+                             'kernel)' % ('network namespace' if namespace else 'kernel'),
+                             kernel=procfs.kernel_facts(initial_namespace))  # memory and CPUs, to size it once loaded
     warnings = []
     table = params.get('table') or 'conntrack'
     backend, warning = choose_backend(params.get('backend') or 'auto')

@@ -335,7 +335,17 @@ class NotrackPlan(object):
                       rules=[dict(want_new[rid], id=rid) for rid in sorted(want_new)],
                       kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drops))
         apply_table(result, params, current_text, after_text, changed, check_mode)
+        result['in_force'] = None if check_mode else self.in_force(desired, want_drops, None if changed else current)
         return result, self.warnings
+
+    @staticmethod
+    def in_force(desired, want_drops, table=None):
+        """True when the kernel holds exactly the rules of ours (and scoped drops) asked for: the table is read back
+        after a change (``table``: what was read before, when nothing changed)."""
+        if table is None:
+            table = parse_table(read_table())
+        drops = set(rid or '(unscoped)' for kind, rid, _line in table.lines['input'] if kind == 'drop_invalid')
+        return table.ids('notrack') == desired and drops == want_drops
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -139,7 +139,81 @@ def kernel_facts(initial_namespace):
         'hashsize': read_int(HASHSIZE),
         'initial_namespace': initial_namespace,
         'proc_table': os.path.exists(TABLE_FILE),
+        'netns_inode': netns_inode(),
+        'memtotal_mb': memtotal_mb(),
+        'cpus': online_cpus(),
+        'synproxy': synproxy_available(),
+        'synproxy_counters': synproxy_counters(),
+        'tcp': dict((name, read_int(os.path.join(IPV4_SYSCTL_DIR, name))) for name in TCP_KNOBS),
     }
+
+
+# --- host facts the roles size and decide on (one conntrack_info call is all a role reads) ------
+
+IPV4_SYSCTL_DIR = '/proc/sys/net/ipv4'
+TCP_KNOBS = ('tcp_syncookies', 'tcp_timestamps', 'tcp_max_syn_backlog')
+SYNPROXY_STAT = '/proc/net/stat/synproxy'
+MODULES_DIR = '/lib/modules'
+
+
+def netns_inode(path='/proc/self/ns/net'):
+    """The inode of this process's network namespace (``ip netns identify``, ``lsns -t net`` and the link text
+    ``net:[N]`` of /proc/PID/ns/net show the same number), or None."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def memtotal_mb(path='/proc/meminfo'):
+    """MemTotal in MiB (what Ansible's ``ansible_memtotal_mb`` reports), or None."""
+    for line in (read_text(path) or '').splitlines():
+        if line.startswith('MemTotal:'):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return int(fields[1]) // 1024
+    return None
+
+
+def online_cpus(path='/sys/devices/system/cpu/online'):
+    """The number of online CPUs from ``0-3,6`` ranges (``ansible_processor_vcpus``), or os.cpu_count()."""
+    text = (read_text(path) or '').strip()
+    total = 0
+    try:
+        for part in text.split(','):
+            low, _sep, high = part.partition('-')
+            total += int(high or low) - int(low) + 1
+    except ValueError:
+        total = 0
+    return total or os.cpu_count()
+
+
+def synproxy_available(stat_file=SYNPROXY_STAT, modules_dir=MODULES_DIR, release=None):
+    """True when the kernel's SYNPROXY core is there (its statistics file exists: built in or loaded), or an
+    nft_synproxy module is on disk for this release (nft loads it on first use)."""
+    if os.path.exists(stat_file):
+        return True
+    # modules.dep lists every loadable module of the release (one read, not a walk of the tree)
+    text = read_text(os.path.join(modules_dir, release or platform.release(), 'modules.dep')) or ''
+    return '/nft_synproxy.ko' in text
+
+
+def synproxy_counters(stat_file=SYNPROXY_STAT):
+    """The SYNPROXY counters summed over CPUs (/proc/net/stat/synproxy, hexadecimal columns), or None."""
+    rows = (read_text(stat_file) or '').split('\n')
+    rows = [row.split() for row in rows if row.strip()]
+    if len(rows) < 2:
+        return None
+    head = rows[0]
+    total = dict((name, 0) for name in head if name != 'entries')
+    for row in rows[1:]:
+        for name, value in zip(head, row):
+            if name != 'entries':
+                try:
+                    total[name] += int(value, 16)
+                except ValueError:
+                    pass
+    return total
 
 
 # --- /proc/net/nf_conntrack -------------------------------------------------------------------

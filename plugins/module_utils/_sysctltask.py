@@ -156,6 +156,7 @@ class SysctlManager(object):
                 self._persist(plan, check_mode, result, diffs)
             if state == 'absent':
                 self._unpersist(plan, check_mode, result, diffs)
+            self._proof(result, plan, state, check_mode)
         except ConntrackError as exc:
             exc = self.files.undo(exc)
             unrestored = self._restore(self.applied)
@@ -166,6 +167,32 @@ class SysctlManager(object):
         result['diff'] = diffs
         result['warnings'] = self.warnings
         return result
+
+    def _proof(self, result, plan, state, check_mode):
+        """What the result proves, for callers that verify from it instead of reading again: ``in_force`` (every
+        value read back after the write equals the one asked for; None when nothing was applied or in check mode),
+        ``mismatch`` (the knobs that did not) and ``persisted`` (the sysctl.d file, read back after the write and
+        holding every value; None when not persisted or in check mode)."""
+        params = self.params
+        applied = state == 'present' and params.get('apply', True) and not check_mode
+        mismatch = []
+        if applied:
+            for knob, value in plan:
+                now = result['settings'][knob.sysctl]['new']
+                if now != value:
+                    mismatch.append('%s is %s in the kernel, %s was asked for' % (knob.sysctl, now, value))
+        result['in_force'] = (not mismatch) if applied else None
+        result['mismatch'] = mismatch
+        result['persisted'] = None
+        if state == 'present' and params.get('persist') and not check_mode:
+            sysctl_file = self._paths()[0]
+            values = dict((boot.canonical_key(k), v)
+                          for k, v in boot.parse_sysctl_text(read_file(sysctl_file, 'sysctl_file') or '').items())
+            missing = [knob.sysctl for knob, value in plan if values.get(knob.sysctl) != str(value)]
+            if missing:
+                raise ConntrackError('sysctl_file %s does not hold %s after it was written (another writer?)'
+                                     % (sysctl_file, ', '.join(missing)), option='sysctl_file')
+            result['persisted'] = sysctl_file
 
     def _apply(self, plan, check_mode, result, diffs):
         before, after, todo = [], [], []

@@ -307,10 +307,19 @@ kernel:
       C(helper_assignment) is C(explicit) (helpers only through rules, Linux 6.0+) or C(automatic);
       C(conntrack_builtin) whether nf_conntrack is built in (then modprobe.d options do nothing);
       C(initial_namespace) whether global knobs such as C(nf_conntrack_max) are writable here.
+    - C(netns_inode) is the inode of the network namespace the module ran in (what C(lsns -t net),
+      C(ip netns identify) and the C(net:[N]) link of C(/proc/PID/ns/net) show), to tell hosts' tables apart.
+    - C(memtotal_mb) and C(cpus) size the table (the tuning role needs no fact gathering); C(synproxy) says whether
+      nft SYNPROXY is there (built in, loaded or a module on disk), C(synproxy_counters) its counters;
+      C(tcp) the TCP stack knobs SYN-flood hardening depends on (C(tcp_syncookies), C(tcp_timestamps),
+      C(tcp_max_syn_backlog)).
   returned: success, without O(query)
   type: dict
   sample: {release: 6.18.0, conntrack_loaded: true, conntrack_builtin: true, accounting: false, timestamps: false,
-           events: 2, helper_assignment: explicit, hashsize: 262144, initial_namespace: true, proc_table: true}
+           events: 2, helper_assignment: explicit, hashsize: 262144, initial_namespace: true, proc_table: true,
+           netns_inode: 4026531840, memtotal_mb: 7837, cpus: 2, synproxy: true,
+           synproxy_counters: {syn_received: 0, cookie_invalid: 0, cookie_valid: 0, cookie_retrans: 0, conn_reopened: 0},
+           tcp: {tcp_syncookies: 1, tcp_timestamps: 1, tcp_max_syn_backlog: 4096}}
 backend:
   description: How the table was read, C(netlink) or C(procfs).
   returned: always

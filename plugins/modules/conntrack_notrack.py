@@ -204,6 +204,13 @@ drop_invalid:
   description: Whether scoped invalid-drop rules (for the SYNPROXY rules) are in the table after the task.
   returned: always
   type: bool
+in_force:
+  description:
+    - Whether the table read back after the change holds exactly the rules of the task (and their scoped drops);
+      V(null) in check mode.
+  returned: always
+  type: bool
+  sample: true
 persisted:
   description: What O(persist) wrote or removed.
   returned: when O(persist=true)

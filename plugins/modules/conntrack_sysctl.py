@@ -222,6 +222,26 @@ catalogue:
   sample:
     max: {name: max, sysctl: net.netfilter.nf_conntrack_max, kind: count, scope: global, writable: true,
           minimum: 0, maximum: 2147483647, unit: entries, value: 262144}
+in_force:
+  description:
+    - Whether every value read back after the write equals the one asked for (the proof a caller can verify
+      from, without reading again); V(null) in check mode or when nothing was applied.
+  returned: when knobs were given
+  type: bool
+  sample: true
+mismatch:
+  description: The knobs whose value read back differs from the one asked for (also given as warnings).
+  returned: when knobs were given
+  type: list
+  elements: str
+  sample: []
+persisted:
+  description:
+    - The sysctl.d file, read back after the write and holding every value asked for; V(null) when not persisted
+      or in check mode. A file that does not hold them fails the task (and what was changed is put back).
+  returned: when knobs were given
+  type: str
+  sample: /etc/sysctl.d/90-netfilter-conntrack.conf
 diff:
   description: Values in force and file contents before and after (also shown with C(--diff)).
   returned: when something changed

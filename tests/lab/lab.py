@@ -7,8 +7,10 @@
     python tests/lab/lab.py down [--prefix P]     remove everything with the prefix
 
 Topology: a switch namespace ``<prefix>-sw`` holding a bridge; each host namespace
-``<prefix>-hN`` joined to it by a veth pair, with 192.0.2.(10+N)/24 and 2001:db8:c7::(10+N)/64
-(documentation ranges), no default route, nothing linked to the initial namespace. Each host
+``<prefix>-hN`` joined to it by a veth pair, with an IPv4 address from the three documentation
+ranges (hosts 1-244 in 192.0.2.0/24, 245-488 in 198.51.100.0/24, 489-732 in 203.0.113.0/24, each
+.11-.254, with on-link routes to the other two) and 2001:db8:c7::(10+N)/64, no default route,
+nothing linked to the initial namespace. Each host
 has a stateful nft table ``inet lab`` so its conntrack table fills from real packets, and an
 interpreter wrapper (``ip netns exec <ns> <venv python>``) that the inventory uses as
 ``ansible_python_interpreter``: Ansible sees a fleet, the kernel sees namespaces.
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
@@ -36,11 +39,21 @@ table inet lab {
 }
 '''
 
+# The IPv4 documentation ranges the lab numbers its hosts in, .11-.254 of each (244 hosts per range).
+SUBNETS = ('192.0.2', '198.51.100', '203.0.113')
+PER_SUBNET = 244
+MAX_HOSTS = PER_SUBNET * len(SUBNETS)
+# How many other hosts each host talks to during `traffic` (the next ones, round the ring): every host is
+# reached the same number of times whatever the lab's size, so the mesh grows linearly, not as N^2.
+FANOUT = 8
+
 # A small peer run inside each host during `traffic`: a TCP listener and a UDP sink on a few
-# ports, then connections/datagrams to every other host. Bounded by count and a deadline.
+# ports, then connections/datagrams to its peers. Bounded by count and a deadline; every peer
+# waits for the same start time (all of them listening) before it connects.
 PEER = r'''
 import socket, sys, threading, time
-me, peers6, peers4, deadline = sys.argv[1], sys.argv[2].split(','), sys.argv[3].split(','), time.time() + 8
+me, peers6, peers4 = sys.argv[1], sys.argv[2].split(','), sys.argv[3].split(',')
+start = float(sys.argv[4]); deadline = start + 8
 def v6only(s, family):
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -82,11 +95,11 @@ def echo(family, peer, ident):
     except OSError:
         pass
     s.close()
-time.sleep(1.5)  # every peer is listening before anyone connects
+time.sleep(max(0.0, start - time.time()))  # every peer is listening before anyone connects
 held = []
 for family, peers in ((socket.AF_INET, peers4), (socket.AF_INET6, peers6)):
     for peer in peers:
-        if not peer:
+        if not peer or time.time() > deadline - 1:
             continue
         echo(family, peer, 0x4c00 + len(held))
         for _i in range(3):
@@ -95,7 +108,7 @@ for family, peers in ((socket.AF_INET, peers4), (socket.AF_INET6, peers6)):
             except OSError:
                 pass
         for port in (53, 123, 5000, 5001):
-            u = socket.socket(family, socket.SOCK_DGRAM); u.settimeout(0.3)
+            u = socket.socket(family, socket.SOCK_DGRAM); u.settimeout(0.1)
             try:
                 u.sendto(b'q', (peer, port)); u.recvfrom(8)
             except OSError:
@@ -123,6 +136,9 @@ class Lab(object):
     def __init__(self, prefix='ctlab', hosts=3, root=ROOT):
         if not prefix.replace('-', '').isalnum() or len(prefix) > 8:
             raise ValueError('lab prefix %r: use up to 8 letters/digits (interface names are limited to 15)' % prefix)
+        if not 1 <= hosts <= MAX_HOSTS:
+            raise ValueError('a lab has 1 to %d hosts (the IPv4 documentation ranges hold %d x %d), not %d'
+                             % (MAX_HOSTS, len(SUBNETS), PER_SUBNET, hosts))
         self.prefix = prefix
         self.count = hosts
         self.root = root
@@ -139,7 +155,17 @@ class Lab(object):
         return int(host[1:])
 
     def ipv4(self, host):
-        return '192.0.2.%d' % (10 + self.index(host))
+        subnet, offset = divmod(self.index(host) - 1, PER_SUBNET)
+        return '%s.%d' % (SUBNETS[subnet], 11 + offset)
+
+    def subnet(self, host):
+        return SUBNETS[(self.index(host) - 1) // PER_SUBNET] + '.0/24'
+
+    def peers(self, host, fanout=FANOUT):
+        """The hosts ``host`` talks to in ``traffic``: the next ``fanout`` round the ring (all others in a small lab)."""
+        i = self.hosts.index(host)
+        count = min(fanout, len(self.hosts) - 1)
+        return [self.hosts[(i + k) % len(self.hosts)] for k in range(1, count + 1)]
 
     def ipv6(self, host):
         return '2001:db8:c7::%d' % (10 + self.index(host))
@@ -181,6 +207,9 @@ class Lab(object):
             run(['ip', '-n', ns, 'addr', 'add', self.ipv4(host) + '/24', 'dev', 'eth0'])
             run(['ip', '-n', ns, 'addr', 'add', self.ipv6(host) + '/64', 'dev', 'eth0', 'nodad'])
             run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'])
+            for subnet in SUBNETS[:(self.count - 1) // PER_SUBNET + 1]:
+                if subnet + '.0/24' != self.subnet(host):  # the other ranges are on the same bridge: on-link
+                    run(['ip', '-n', ns, 'route', 'add', subnet + '.0/24', 'dev', 'eth0', 'scope', 'link'])
             run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], input=HOST_RULESET)
             wrapper = self.python(host)
             with open(wrapper, 'w') as handle:
@@ -237,17 +266,22 @@ class Lab(object):
     def count_entries(self, host):
         return int(self.exec(host, ['cat', '/proc/sys/net/netfilter/nf_conntrack_count']).stdout)
 
-    def traffic(self):
-        """Real flows between all hosts (TCP, UDP, ICMP, ICMPv6; IPv4 and IPv6), bounded in time."""
+    def traffic(self, fanout=FANOUT):
+        """Real flows from every host to its ``peers`` (TCP, UDP, ICMP, ICMPv6; IPv4 and IPv6), bounded in time.
+
+        All peers start at one moment, after every process had time to start (0.05 s per host on top of 1.5 s),
+        so the last host of a big lab gets its flows like the first."""
         procs = []
+        start = time.time() + 1.5 + 0.05 * len(self.hosts)
+        limit = int(start - time.time()) + 12
         for host in self.hosts:
-            others = [h for h in self.hosts if h != host]
-            argv = ['ip', 'netns', 'exec', self.namespace(host), 'timeout', '15', VENV_PYTHON, '-c', PEER, host,
-                    ','.join(self.ipv6(h) for h in others), ','.join(self.ipv4(h) for h in others)]
+            others = self.peers(host, fanout)
+            argv = ['ip', 'netns', 'exec', self.namespace(host), 'timeout', str(limit), VENV_PYTHON, '-c', PEER, host,
+                    ','.join(self.ipv6(h) for h in others), ','.join(self.ipv4(h) for h in others), repr(start)]
             procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for proc in procs:
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=max(1.0, start + limit + 5 - time.time()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -184,3 +184,18 @@ def test_persist_failing_halfway_leaves_no_file_and_no_table(monkeypatch, tmp_pa
     assert info.value.option == 'unit_file'
     assert not os.path.exists(table_file)
     assert [args for args, _stdin in fake.calls if args[:1] != ['list']] == [['-c', '-f', '-']]
+
+
+def test_in_force_reads_the_table_back_after_a_change(monkeypatch):
+    fake = FakeNft(None)
+    monkeypatch.setattr(_nft, 'run_nft', fake)
+    params = dict(rules=[rule(proto='tcp', dport=8443, synproxy=True)], exclusive=True, drop_invalid=True, persist=False)
+    preview, _w = rules.NotrackPlan(params).run(check_mode=True)
+    assert preview['in_force'] is None  # check mode proves nothing
+    fake.table = None  # the apply "fails silently": the table read back is still empty
+    result, _w = rules.NotrackPlan(params).run(check_mode=False)
+    assert result['changed'] is True and result['in_force'] is False
+    fake.table = preview['diff']['after']  # now the kernel holds what was rendered
+    again, _w = rules.NotrackPlan(params).run(check_mode=False)
+    assert again['changed'] is False and again['in_force'] is True
+    assert [call for call in fake.calls[-1:] if call[0][:1] != ['list']] == []  # unchanged: no second read needed

@@ -150,3 +150,59 @@ def test_expectations_flags_and_policy_name(tmp_path):
     assert exp['flags'] == ['PERMANENT', 'INACTIVE']
     assert exp['helper'] == 'sip'
     assert exp['tuple']['proto'] == 'udp' and exp['tuple']['dport'] == 5060
+
+
+# --- the host facts the roles read from one conntrack_info call ----------------------------------------
+
+def test_netns_inode_is_the_namespace_files_inode(tmp_path):
+    import os
+    assert procfs.netns_inode() == os.stat('/proc/self/ns/net').st_ino
+    assert procfs.netns_inode(str(tmp_path / 'missing')) is None
+
+
+def test_memtotal_in_mib_like_ansible(tmp_path):
+    meminfo = tmp_path / 'meminfo'
+    meminfo.write_text('MemTotal:        8025600 kB\nMemFree:          123456 kB\n')
+    assert procfs.memtotal_mb(str(meminfo)) == 7837
+    meminfo.write_text('MemFree: 1 kB\n')
+    assert procfs.memtotal_mb(str(meminfo)) is None
+
+
+@pytest.mark.parametrize('text,cpus', [('0-1\n', 2), ('0\n', 1), ('0-3,6,8-9\n', 7)])
+def test_online_cpus_from_ranges(tmp_path, text, cpus):
+    online = tmp_path / 'online'
+    online.write_text(text)
+    assert procfs.online_cpus(str(online)) == cpus
+
+
+def test_online_cpus_falls_back_to_the_cpu_count(tmp_path):
+    import os
+    assert procfs.online_cpus(str(tmp_path / 'missing')) == os.cpu_count()
+
+
+def test_synproxy_from_its_stat_file_or_a_module_on_disk(tmp_path):
+    stat = tmp_path / 'synproxy'
+    modules = tmp_path / 'modules'
+    (modules / '6.1.0').mkdir(parents=True)
+    assert procfs.synproxy_available(str(stat), str(modules), '6.1.0') is False
+    (modules / '6.1.0' / 'modules.dep').write_text(
+        'kernel/net/netfilter/nft_synproxy.ko.xz: kernel/net/netfilter/nf_synproxy_core.ko.xz\n')
+    assert procfs.synproxy_available(str(stat), str(modules), '6.1.0') is True
+    stat.write_text('entries\tsyn_received\n')
+    assert procfs.synproxy_available(str(stat), str(tmp_path / 'none'), '6.1.0') is True
+
+
+def test_synproxy_counters_are_summed_hex_columns(tmp_path):
+    stat = tmp_path / 'synproxy'
+    stat.write_text('entries\t\tsyn_received\tcookie_invalid\tcookie_valid\tcookie_retrans\tconn_reopened\n'
+                    '00000000\t0000000a\t00000001\t00000002\t00000000\t00000000\n'
+                    '00000000\t00000010\t00000000\t00000003\t00000000\t00000001\n')
+    assert procfs.synproxy_counters(str(stat)) == {'syn_received': 26, 'cookie_invalid': 1, 'cookie_valid': 5,
+                                                   'cookie_retrans': 0, 'conn_reopened': 1}
+    assert procfs.synproxy_counters(str(tmp_path / 'missing')) is None
+
+
+def test_kernel_facts_carry_the_identity_and_sizing_facts():
+    facts = procfs.kernel_facts(True)
+    assert set(facts) >= {'netns_inode', 'memtotal_mb', 'cpus', 'synproxy', 'synproxy_counters', 'tcp'}
+    assert set(facts['tcp']) == {'tcp_syncookies', 'tcp_timestamps', 'tcp_max_syn_backlog'}

@@ -482,3 +482,47 @@ def test_a_value_that_cannot_be_set_back_is_named(proc, monkeypatch):
     with pytest.raises(ConntrackError) as info:
         run(proc, settings={'acct': 1, 'udp_timeout': 60})
     assert 'could not be set back' in info.value.msg and 'nf_conntrack_acct (was 0)' in info.value.msg
+
+
+# ---------------------------------------------------------------- what the result proves (the roles verify from it)
+
+def test_result_proves_values_read_back_and_file_persisted(proc, files):
+    result = run(proc, settings={'max': 300000, 'udp_timeout': '1m'}, persist=True, **files)
+    assert result['in_force'] is True and result['mismatch'] == []
+    assert result['persisted'] == files['sysctl_file']
+    again = run(proc, settings={'max': 300000, 'udp_timeout': 60}, persist=True, **files)
+    assert not again['changed'] and again['in_force'] is True and again['persisted'] == files['sysctl_file']
+
+
+def test_check_mode_proves_nothing(proc, files):
+    result = run(proc, check_mode=True, settings={'udp_timeout': 45}, persist=True, **files)
+    assert result['in_force'] is None and result['persisted'] is None
+
+
+def test_a_value_the_kernel_does_not_keep_is_a_mismatch(proc, monkeypatch):
+    real = _sysctl.read_value
+
+    def stubborn(knob):
+        return 30 if knob.short == 'udp_timeout' else real(knob)
+
+    monkeypatch.setattr(_sysctl, 'read_value', stubborn)
+    result = run(proc, settings={'udp_timeout': 45})
+    assert result['in_force'] is False
+    assert result['mismatch'] == ['net.netfilter.nf_conntrack_udp_timeout is 30 in the kernel, 45 was asked for']
+
+
+def test_a_file_that_does_not_hold_the_values_fails_and_is_put_back(proc, files, monkeypatch):
+    real = _sysctltask.read_file
+    calls = []
+
+    def lossy(path, option=None):
+        calls.append(path)
+        text = real(path, option)
+        # the read-back after the write: another writer dropped the line
+        return text.replace('net.netfilter.nf_conntrack_udp_timeout = 45\n', '') if len(calls) > 2 and text else text
+
+    monkeypatch.setattr(_sysctltask, 'read_file', lossy)
+    with pytest.raises(ConntrackError, match='does not hold net.netfilter.nf_conntrack_udp_timeout'):
+        run(proc, settings={'udp_timeout': 45}, persist=True, **files)
+    assert value(proc, 'nf_conntrack_udp_timeout') == '30'  # the runtime value was set back
+    assert not os.path.exists(files['sysctl_file'])  # and the file removed again
