@@ -22,7 +22,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -136,6 +135,7 @@ def main():
         with open(module_args, 'w') as handle:
             json.dump({'ANSIBLE_MODULE_ARGS': {'entries': entries, '_ansible_check_mode': False}}, handle)
         del entries
+        batches = None
         runs = {'conntrack -R': [], 'conntrack_entry module': [], 'engine alone': [], 'module, second run': []}
         rss = dict((name, 0.0) for name in runs)
         engine_parts = []
@@ -195,14 +195,15 @@ def main():
          rss['module, second run']),
         ('`conntrack -I` one process per entry (%d measured, extrapolated)' % len(lines), per_entry * made, None),
     ]
+    batches = batches or {'datagrams': 0, 'acks': 0}
     text = ['# Restore benchmark: conntrack_entry `entries:` vs conntrack-tools', '',
             'bench/bench_restore.py, %s, %d entries (TCP in 4 states and UDP, IPv4 and IPv6, zones, marks), '
             'median of %d, whole processes (start-up included), same table restored into an emptied namespace '
             'each time.' % (when, made, args.repeat), '',
             '| restore | seconds | vs `conntrack -R` | peak RSS |', '|---|---:|---:|---:|']
     for label, seconds, peak in rows:
-        text.append('| %s | %.2f | %.2f× | %s |' % (label, seconds, seconds / base,
-                                                     '%.0f MiB' % peak if peak is not None else '-'))
+        peak_text = '%.0f MiB' % peak if peak is not None else '-'
+        text.append('| %s | %.2f | %.2f× | %s |' % (label, seconds, seconds / base, peak_text))
     text += ['', 'Engine alone, split: validating the %d items %.2f s, reading + planning + writing %.2f s (in-process '
              'times, without the Python start-up and JSON load the whole-process figure includes).' % (made, validate, ensure),
              'Writes: %d datagrams, %d ACKs (one per datagram: the last request of each carries NLM_F_ACK, the others '

@@ -164,6 +164,9 @@ _STATES_OF_CONTAINER = dict((container, PROTO_STATES[num]) for num, container in
 # are kept: seen[dir].flags = flags & mask | old & ~mask).
 TCP_FLAG_WINDOW_SCALE, TCP_FLAG_SACK_PERM, TCP_FLAG_CLOSE_INIT, TCP_FLAG_BE_LIBERAL = 0x01, 0x02, 0x04, 0x08
 TCP_FLAGS_CREATED = TCP_FLAG_BE_LIBERAL | TCP_FLAG_SACK_PERM
+# conntrack -I/-U also mark an entry given one of these closing states as closed by its sender (CLOSE_INIT),
+# so that a new SYN on the same tuple reopens the connection instead of being judged out of state.
+TCP_CLOSE_INIT_STATES = frozenset(('TIME_WAIT', 'CLOSE', 'SYN_SENT2'))
 
 
 def encode_protoinfo(protonum, state, vtag_orig=0, vtag_reply=0, tcp_flags=None):
@@ -174,6 +177,8 @@ def encode_protoinfo(protonum, state, vtag_orig=0, vtag_reply=0, tcp_flags=None)
     if protonum == 132:
         info += [nla_be32(CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, vtag_orig), nla_be32(CTA_PROTOINFO_SCTP_VTAG_REPLY, vtag_reply)]
     elif protonum == 6 and tcp_flags:
+        if state in TCP_CLOSE_INIT_STATES:
+            tcp_flags |= TCP_FLAG_CLOSE_INIT
         info += [encode_tcp_flags(CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, tcp_flags),
                  encode_tcp_flags(CTA_PROTOINFO_TCP_FLAGS_REPLY, tcp_flags)]
     return nla_nested(CTA_PROTOINFO, nla_nested(PROTOINFO_CONTAINERS[protonum], *info))

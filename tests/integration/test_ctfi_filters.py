@@ -94,7 +94,7 @@ def kernel_view(spec):
 def tables(draw):
     n = draw(st.integers(3, 24))
     out, seen, replies = [], set(), set()
-    for _ in range(n):
+    for unused in range(n):
         v6 = draw(st.integers(0, 3)) == 0
         proto = draw(st.sampled_from([17, 17, 6]))
         e = {'family': 'ipv6' if v6 else 'ipv4', 'protonum': proto,

@@ -281,6 +281,13 @@ def test_tcp_window_flags_encode_and_decode_side_by_side():
     assert len(codec.encode_protoinfo(132, 'ESTABLISHED', tcp_flags=0x0a)) == 32
 
 
+@pytest.mark.parametrize('state, flags', [('TIME_WAIT', 0x0e), ('CLOSE', 0x0e), ('SYN_SENT2', 0x0e),
+                                          ('ESTABLISHED', 0x0a), ('SYN_SENT', 0x0a), ('FIN_WAIT', 0x0a)])
+def test_closing_states_add_close_init_as_conntrack_i(state, flags):
+    attr = codec.encode_protoinfo(6, state, tcp_flags=codec.TCP_FLAGS_CREATED)
+    assert codec.decode_tcp_flags(attr, 4, len(attr)) == (flags, flags)
+
+
 def test_created_tcp_entries_carry_the_window_flags_of_conntrack_i():
     entry = {'family': 'ipv4', 'protonum': 6, 'src': '192.0.2.1', 'dst': '192.0.2.2', 'sport': 1, 'dport': 2,
              'state': 'SYN_SENT', 'timeout': 5}
