@@ -2,6 +2,8 @@
 kernel requests of the lists (one per branch, capped), with a property test of ``Filter.match`` against a
 naive oracle written here independently (ipaddress for every address, plain loops)."""
 import ipaddress
+import os
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -13,7 +15,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctflush impor
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import (
     FILTER_ARGSPEC, FILTER_OPTIONS, MAX_KERNEL_REQUESTS, Filter, kernel_selects_exactly)
 
-from test_filter import RELEASES, decode_request
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling test_filter, also under ansible-test
+from test_filter import RELEASES, decode_request  # noqa: E402  pylint: disable=wrong-import-position
 
 SRC_NAT_DONE, DST_NAT_DONE = 1 << 7, 1 << 8
 
