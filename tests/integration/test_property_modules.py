@@ -206,7 +206,7 @@ def test_harness_argspecs_cover_every_option(env):
         assert 'namespace' in spec, module
         seen = set()
 
-        @settings(max_examples=150, deadline=None, database=None, derandomize=True,
+        @settings(max_examples=400, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck), phases=[Phase.generate])
         @given(args=ps.module_args(env, module))
         def collect(args):
