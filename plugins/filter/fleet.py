@@ -33,6 +33,15 @@ NAMESPACE_LEVERS = ('max cannot be raised from inside a network namespace: short
                     'targeted conntrack_flush, or raise nf_conntrack_max on the machine that hosts it')
 
 
+def _outcome(problem, changes, check_mode):
+    """The start of a host's one line: FAILED and why, what changed (would change in check mode), or no change."""
+    if problem:
+        return 'FAILED %s' % problem
+    if changes:
+        return '%s %s' % ('would change' if check_mode else 'changed', ', '.join(changes))
+    return 'no change'
+
+
 def _bool(value):
     if isinstance(value, bool):
         return value
@@ -228,12 +237,7 @@ def conntrack_tuning_report(plan, result, info, check_mode=False, verify=True, w
         'warning': warning,
         'problem': problem,
     }
-    if problem:
-        head = 'FAILED %s' % problem
-    elif changes:
-        head = '%s %s' % ('would change' if check_mode else 'changed', ', '.join(changes))
-    else:
-        head = 'no change'
+    head = _outcome(problem, changes, check_mode)
     line = '%s; table %d/%d (%s%%)' % (head, count, limit, report['usage_percent'])
     if report['persisted'] and not problem:
         line += '; would persist' if check_mode else '; persisted'
@@ -455,12 +459,7 @@ def conntrack_synflood_report(plan, info, sysctl_result, rules_result, role_vars
         'warning': warning,
         'problem': problem,
     }
-    if problem:
-        head = 'FAILED %s' % problem
-    elif changes:
-        head = '%s %s' % ('would change' if check_mode else 'changed', ', '.join(changes))
-    else:
-        head = 'no change'
+    head = _outcome(problem, changes, check_mode)
     what = report['mode'] if state == 'present' else 'absent'
     guarded = sorted(set(ports['ipv4'] + ports['ipv6']))
     line = '%s; %s%s; table %d/%d (%s%%)' % (head, what, (' ports %s' % ','.join(str(p) for p in guarded)) if guarded else '',

@@ -27,11 +27,11 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
     HDR, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, NFNL_HDRLEN, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_EXP,
     NLM_F_CREATE, NLM_F_EXCL, NLMSG_HDRLEN, hdr_be, iter_attrs)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
-    AF_INET, AF_INET6, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_ID, CTA_PROTOINFO, CTA_STATUS, CTA_TIMESTAMP,
+    AF_INET, AF_INET6, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_ID, CTA_STATUS, CTA_TIMESTAMP,
     CTA_ZONE, ICMP_PROTOS, PROTO_STATES)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import (
-    decode_counters, decode_ct, decode_expect, decode_protoinfo, decode_timestamps)
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import LAYOUTS, brief_of
+    decode_counters, decode_ct, decode_expect, decode_timestamps)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import LAYOUTS, brief_of, state_in
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import Summary
 
 EVENT_TYPES = ('new', 'update', 'destroy')
@@ -144,15 +144,6 @@ def _destroy_attrs(buf, p, end):
     return entry
 
 
-def _state_of(buf, p, end):
-    for atype, q, qend in iter_attrs(buf, p, end):
-        if atype == CTA_PROTOINFO:
-            info = {}
-            decode_protoinfo(buf, q, qend, info)
-            return info.get('state')
-    return None
-
-
 class EventCounter(object):
     """Counts the conntrack events of received datagrams by type (``consume``); ``result(elapsed)``.
 
@@ -216,7 +207,7 @@ class EventCounter(object):
                 if start + size <= end and int.from_bytes(buf[start:start + size], 'big') & mask == expect:
                     v = unpack(buf, start)
                     num = v[2]
-                    state = _state_of(buf, start + size, end) if num in PROTO_STATES else None
+                    state = state_in(buf, start + size, end) if num in PROTO_STATES else None
                     briefs[kind].append(((family, num, state, v[-2] if zoned else 0, v[-1]), v[0], v[1],
                                          None if icmp else num << 16 | v[3]))
                     if kind == DESTROY:

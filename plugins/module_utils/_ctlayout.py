@@ -357,7 +357,7 @@ def decode_ct_brief(buf, off, end, family):
     return brief_of(decode_ct(buf, off, end, family))
 
 
-def _state_in(buf, p, end):
+def state_in(buf, p, end):
     """The protocol state (name) in the attributes buf[p:end] (CTA_PROTOINFO), or None."""
     for atype, q, qend in iter_attrs(buf, p, end):
         if atype == CTA_PROTOINFO:
@@ -377,9 +377,9 @@ def _brief_fast(v, family, icmp, zoned, buf, p, end):
         if hdr & 0xffff == _TYPE_PROTOINFO_TCP and shdr == _HDR_TCP_STATE:
             state = TCP_STATES[value] if value < 10 else str(value)
         else:
-            state = _state_in(buf, p, end)
+            state = state_in(buf, p, end)
     elif num in _PROTOINFO_PROTOS:
-        state = _state_in(buf, p, end)
+        state = state_in(buf, p, end)
     return (family, num, state, v[t - 1] if zoned else 0, v[t]), v[0], v[1], None if icmp else num << 16 | v[4]
 
 
