@@ -149,18 +149,19 @@ class Address(collections.namedtuple('Address', ('version', 'text'))):
 
 
 _FAMILY_OF_VERSION = ((4, socket.AF_INET), (6, socket.AF_INET6))
+_pton, _ntop = socket.inet_pton, socket.inet_ntop
 
 
 def _address(value, option):
     """One address (see ``_validate.parse_address``). Text already in the form inet_ntop writes, as listed
     entries have it, is taken as it is (a restore validates 10^5 entries); anything else is parsed."""
     if isinstance(value, str):
-        for version, af in _FAMILY_OF_VERSION:
-            try:
-                if socket.inet_ntop(af, socket.inet_pton(af, value)) == value:
-                    return Address(version, value)
-            except (OSError, ValueError):
-                continue
+        version, af = _FAMILY_OF_VERSION[':' in value]
+        try:
+            if _ntop(af, _pton(af, value)) == value:
+                return Address(version, value)
+        except (OSError, ValueError):
+            pass
     addr = parse_address(value, option)
     return Address(addr.version, socket.inet_ntop(_FAMILY_OF_VERSION[addr.version == 6][1], addr.packed))
 

@@ -106,6 +106,29 @@ def _relax(spec, params, prefix, bad):
     return out
 
 
+BULK_ITEMS = 1000
+
+
+class _SharedList(list):
+    """A long list option (conntrack_entry's ``entries``: 10^5 items) that ansible-core's argument checks do not
+    copy item by item: the module reads its items and never changes them, and a deep copy of 10^5 dicts costs
+    seconds. ansible-core still checks the list's type and builds its own list of the (same) items."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class _Module(basic.AnsibleModule):
+    """AnsibleModule on the parameters ``new_module`` already read (ansible-core would read and copy them again)."""
+
+    def __init__(self, params, **kwargs):
+        self._preloaded = params
+        super(_Module, self).__init__(**kwargs)
+
+    def _load_params(self):
+        self.params = self._preloaded
+
+
 def new_module(argument_spec, **kwargs):
     """``AnsibleModule(argument_spec=argument_spec, **kwargs)``, closing gaps of ansible-core's checks.
 
@@ -115,10 +138,14 @@ def new_module(argument_spec, **kwargs):
     found first, their options taken as raw for the parse, and the task fails naming the option.
     """
     bad = []
-    relaxed = _relax(argument_spec, basic._load_params(), '', bad)  # pylint: disable=protected-access
+    params = basic._load_params()  # pylint: disable=protected-access
+    for name, value in (params.items() if isinstance(params, dict) else ()):
+        if isinstance(value, list) and len(value) > BULK_ITEMS and name in argument_spec:
+            params[name] = _SharedList(value)
+    relaxed = _relax(argument_spec, params, '', bad)
     if not bad:
-        return basic.AnsibleModule(argument_spec=argument_spec, **kwargs)
-    module = basic.AnsibleModule(argument_spec=relaxed, **kwargs)
+        return _Module(params, argument_spec=argument_spec, **kwargs)
+    module = _Module(params, argument_spec=relaxed, **kwargs)
     path, value, allowed = bad[0]
     module.fail_json(msg='%s %r is not %s' % (path, value, allowed))
     return None  # not reached: fail_json exits
@@ -157,9 +184,6 @@ def run(module, work, validate=None):
     result.setdefault('namespace', module.params.get('namespace'))
     result.setdefault('invocation', {'module_args': _invocation_args(module.params)})
     module.exit_json(**result)
-
-
-BULK_ITEMS = 1000
 
 
 def _invocation_args(params):

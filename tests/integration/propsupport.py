@@ -377,7 +377,19 @@ def capture_spec(name):
         basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = saved
     if 'argument_spec' not in record:
         raise HarnessError('%s.main() did not build an AnsibleModule' % name)
+    for option, item_spec in ITEM_SPECS.get(name, {}).items():
+        # a list option whose items the module checks itself (ItemOptions): the generators get its item options
+        record['argument_spec'][option] = dict(record['argument_spec'][option], options=item_spec())
     return record
+
+
+def _entry_item_spec():
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import item_argspec
+    return item_argspec()
+
+
+# list options declared without ``options:`` whose items the module checks with ItemOptions against this spec
+ITEM_SPECS = {'conntrack_entry': {'entries': _entry_item_spec}}
 
 
 def module_body(name, args, check_mode, diff, tmpdir, patch=None):

@@ -416,3 +416,50 @@ def test_dying_and_unconfirmed_tables_list_like_conntrack():
         rc, res, _err = ct.run_module('conntrack_info', {'table': 'dying', 'entries': True, 'backend': 'procfs'},
                                       namespace=ns)
         assert rc == 1 and 'table dying needs the netlink backend' in res['msg']
+
+
+LABEL_RULES = """
+table inet ctfi_label {
+    chain out {
+        type filter hook output priority 0
+        udp dport 5001-5003 ct label set 3
+        udp dport 5003 ct label set 7
+    }
+}
+"""
+
+# UDP datagrams from 4 source ports to each of the ports 5000-5004 (nobody listens: the entries stay, unreplied)
+SEND_UDP = """
+import socket
+for sport in (41001, 41002, 41003, 41004):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('192.0.2.1', sport))
+    for dport in range(5000, 5005):
+        s.sendto(b'x', ('192.0.2.1', dport))
+    s.close()
+"""
+
+
+def test_label_filter_on_labels_set_by_a_ct_label_rule():
+    """Labels put on entries by real packets through nft's ``ct label set`` (not by the collection): the label
+    filter lists and deletes exactly the labelled flows, ``not: {label}`` the others."""
+    with netns('ctfi-label') as ns:
+        ct.sh('ip', '-n', ns, 'addr', 'add', '192.0.2.1/24', 'dev', 'lo')
+        ct.nft(ns, LABEL_RULES)
+        ct.in_ns(ns, SEND_UDP)
+        cases = [({'label': 3}, [5001, 5002, 5003]), ({'label': [3, 7]}, [5003]), ({'label': 7}, [5003]),
+                 ({'not': {'label': 3}}, [5000, 5004]), ({'label': 3, 'not': {'label': 7}}, [5001, 5002])]
+        for flt, dports in cases:
+            rc, res, err = ct.run_module('conntrack_info', dict(flt, proto='udp', entries=True, dport=list(range(5000, 5005))),
+                                         namespace=ns)
+            assert rc == 0, (flt, res, err[-1000:])
+            assert sorted(set(e['dport'] for e in res['entries'])) == dports, (flt, res['entries'][:3])
+            assert res['matched'] == 4 * len(dports), (flt, res['matched'])
+            for e in res['entries']:  # the labels listed are the ones the rules set
+                assert sorted(e.get('labels') or []) == [3] * (5001 <= e['dport'] <= 5003) + [7] * (e['dport'] == 5003), e
+        rc, res, err = ct.run_module('conntrack_flush', {'label': 7}, namespace=ns)
+        assert rc == 0 and res['deleted'] == 4, (res, err[-1000:])
+        left = sorted(row[5] for row in cli_keys(ns, '-p', 'udp'))
+        assert left == sorted([5000, 5001, 5002, 5004] * 4), left
+        rc, res, err = ct.run_module('conntrack_flush', {'label': 7}, namespace=ns)
+        assert rc == 0 and res['deleted'] == 0 and not res['changed'], res
