@@ -11,7 +11,9 @@ interleaved, median of ``--repeat`` runs, every one checked to leave the whole t
 * the engine alone: ``validate_entries`` + ``ensure_entries`` in a process that has loaded the list;
 * ``conntrack -I`` one process per entry: a sample of ``--sample`` entries (default 5,000), measured, and its
   rate extrapolated to the whole table (said so in the results);
-* conntrack_entry again on the restored table (the idempotent second run: every item read, nothing written).
+* conntrack_entry again on the restored table (the idempotent second run: every item read, nothing written);
+* the floor: ansible-core reading the module's arguments (decode and copy) alone, before any of the collection's
+  code runs; no module taking the list as an argument can be faster.
 
 Peak RSS of each whole process is measured (wait4). Results, ratios to ``conntrack -R``: bench/results/restore.md.
 Not a test: nothing asserts on time. Namespaces are removed on every exit path.
@@ -77,6 +79,20 @@ done = time.perf_counter()
 print(json.dumps({'validate': checked - start, 'ensure': done - checked, 'created': result['created'],
                   'batches': result.get('batches')}))
 ''' % SRC
+
+
+# ansible-core's own reading of the module's arguments (decode + copy), before any code of the collection runs:
+# the floor of any module given the list as an argument
+ARGS_READ = r'''
+import json, sys, time
+from ansible.module_utils import basic
+with open(sys.argv[1], 'rb') as handle:
+    basic._ANSIBLE_ARGS = handle.read()
+basic._ANSIBLE_PROFILE = 'legacy'
+start = time.perf_counter()
+basic._load_params()
+print(json.dumps({'seconds': time.perf_counter() - start}))
+'''
 
 
 def sh(argv, **kw):
@@ -164,6 +180,8 @@ def main():
                 raise RuntimeError('the second run changed something: %s' % out[:500])
             runs['module, second run'].append(seconds)
             rss['module, second run'] = max(rss['module, second run'], peak)
+        floor = statistics.median(json.loads(sh([PYTHON, '-c', ARGS_READ, module_args]).stdout)['seconds']
+                                  for _round in range(args.repeat))
         # conntrack -I one process per entry, on a sample
         flush(NS_B)
         with open(saved) as handle:
@@ -194,6 +212,7 @@ def main():
         ('conntrack_entry second run (all %d there: read, nothing written)' % made, med['module, second run'],
          rss['module, second run']),
         ('`conntrack -I` one process per entry (%d measured, extrapolated)' % len(lines), per_entry * made, None),
+        ('(floor) ansible-core reading the module arguments alone, no collection code', floor, None),
     ]
     batches = batches or {'datagrams': 0, 'acks': 0}
     text = ['# Restore benchmark: conntrack_entry `entries:` vs conntrack-tools', '',
@@ -210,6 +229,9 @@ def main():
              'answer only when refused).' % (batches['datagrams'], batches['acks']),
              '`conntrack -I`: %.2f ms per entry measured on %d entries (%.1f s), extrapolated to %d entries; that is '
              'an extrapolation, not a run of %d processes.' % (per_entry * 1000, len(lines), sample_seconds, made, made),
+             'The floor row is what ansible-core spends decoding and copying the %d items before the module\'s own '
+             'code starts (in-process time): a module that takes the list as an argument cannot be faster than it.'
+             % made,
              'Note: conntrack-tools 1.4.7 `-o save` writes no mark (`-m`): its restore loses the marks, which '
              'conntrack_entry keeps.']
     with open(args.output, 'w') as handle:

@@ -429,6 +429,9 @@ def encode_ct_tuples(entry):
         reply['protonum'] = entry['protonum']
     else:
         reply = reply_of(entry)
+    # a zone of one direction only goes inside that direction's tuple (CTA_TUPLE_ZONE)
+    orig['zone'] = entry.get('tuple_zone')
+    reply['zone'] = entry.get('reply_tuple_zone')
     return encode_tuple(CTA_TUPLE_ORIG, family, orig) + encode_tuple(CTA_TUPLE_REPLY, family, reply)
 
 

@@ -59,7 +59,8 @@ def create_attrs(entry):
     """The attributes of a CT_NEW creating ``entry`` (a flat entry dict for ``encode_ct_attrs``, plus
     ``nat_src``/``nat_dst`` dicts): the tuples packed by the fixed layouts where the entry has every field of
     one (``_ctlayout.pack_tuples``, byte for byte the codec's), by the codec otherwise."""
-    return (pack_tuples(entry) or encode_ct_tuples(entry)) + encode_ct_rest(entry) + encode_nat(entry)
+    packed = None if entry.get('tuple_zone') or entry.get('reply_tuple_zone') else pack_tuples(entry)
+    return (packed or encode_ct_tuples(entry)) + encode_ct_rest(entry) + encode_nat(entry)
 
 
 def create_entry(conn, entry):

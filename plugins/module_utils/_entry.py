@@ -36,6 +36,13 @@ def plan_update(spec, current):
                 raise ConntrackError('the existing entry has reply_%s %s, not %s: the tuples of an entry cannot be '
                                      'changed; delete it (state: absent) and create it again'
                                      % (key, current.get('reply_' + key), value), option='reply_' + key)
+    # nor its zone: the kernel finds an entry of zone 5 by a tuple of zone 5 whether the zone is of one direction
+    # or of both, and holds one of them only
+    have, want_zone = zone_layout(current), (spec.zone, spec.zone_dir)
+    if have != want_zone:
+        raise ConntrackError('the existing entry is in %s, not in %s: the zone of an entry cannot be changed; delete '
+                             'it (state: absent) and create it again' % (_zone_text(have), _zone_text(want_zone)),
+                             option={'orig': 'orig_zone', 'reply': 'reply_zone'}.get(spec.zone_dir, 'zone'))
     cur_status = status_value(current.get('status', ()))
     want = 0
     for name in spec.status:
@@ -77,7 +84,7 @@ def plan_update(spec, current):
 
 DIFF_KEYS = ('family', 'proto', 'state', 'src', 'dst', 'sport', 'dport', 'icmp_type', 'icmp_code', 'icmp_id',
              'reply_src', 'reply_dst', 'reply_sport', 'reply_dport', 'reply_icmp_type', 'reply_icmp_code',
-             'reply_icmp_id', 'status', 'mark', 'labels', 'zone', 'timeout')
+             'reply_icmp_id', 'status', 'mark', 'labels', 'zone', 'tuple_zone', 'reply_tuple_zone', 'timeout')
 
 
 def render(entry, show_timeout=False):
@@ -105,7 +112,28 @@ def same_tuple(entry, ident):
     for key, value in ident['tuple'].items():
         if entry.get(prefix + key) != value:
             return False
-    return entry.get('zone', 0) == (ident.get('zone') or 0)
+    return zone_of(entry, ident['direction']) == (ident.get('zone') or 0)
+
+
+def zone_of(entry, direction):
+    """The zone id of a listed entry's tuple in ``direction`` (a directional zone is listed as ``tuple_zone`` or
+    ``reply_tuple_zone``, a zone of both directions as ``zone``)."""
+    return entry.get('tuple_zone' if direction == 'orig' else 'reply_tuple_zone') or entry.get('zone') or 0
+
+
+def _zone_text(layout):
+    zone, direction = layout
+    return 'zone %d%s' % (zone, ' (%s direction only)' % ('original' if direction == 'orig' else 'reply')
+                          if direction else '')
+
+
+def zone_layout(entry):
+    """(zone id, direction or None) of a listed entry."""
+    if entry.get('tuple_zone'):
+        return entry['tuple_zone'], 'orig'
+    if entry.get('reply_tuple_zone'):
+        return entry['reply_tuple_zone'], 'reply'
+    return entry.get('zone') or 0, None
 
 
 def describe(entry):

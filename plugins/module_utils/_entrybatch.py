@@ -37,7 +37,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec impor
 from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import (
-    LABELS_FULL, NO_ROOM_FOR_LABELS, describe, plan_update, render, same_tuple, undo_changes)
+    LABELS_FULL, NO_ROOM_FOR_LABELS, describe, plan_update, render, same_tuple, undo_changes, zone_of)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import (
     ENTRY_ARGSPEC, EntrySpec, item_argspec, public)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._itemoptions import ItemOptions
@@ -95,7 +95,7 @@ def validate_entries(params):
         except ConntrackError as exc:
             raise item_error(index, exc)
         ident = spec.identity()
-        key = (ident['direction'],) + tuple_key(spec.family, spec.protonum, spec.zone, ident['tuple'])
+        key = (ident['direction'],) + tuple_key(spec.family, spec.protonum, ident['zone'], ident['tuple'])
         if key in seen:
             raise ConntrackError('entries[%d] names the same entry as entries[%d]: give each entry once'
                                  % (index, seen[key]), option='entries[%d]' % index)
@@ -186,12 +186,12 @@ def read_entries(conn, specs, indexes, use_dump):
     if use_dump:
         orig, reply = {}, {}
         for entry in conn.dump():
-            orig[tuple_key(entry['family'], entry.get('protonum'), entry.get('zone'), entry)] = entry
-            reply[tuple_key(entry['family'], entry.get('protonum'), entry.get('zone'), entry, 'reply_')] = entry
+            orig[tuple_key(entry['family'], entry.get('protonum'), zone_of(entry, 'orig'), entry)] = entry
+            reply[tuple_key(entry['family'], entry.get('protonum'), zone_of(entry, 'reply'), entry, 'reply_')] = entry
         for index in indexes:
             spec = specs[index]
             ident = spec.identity()
-            key = tuple_key(spec.family, spec.protonum, spec.zone, ident['tuple'])
+            key = tuple_key(spec.family, spec.protonum, ident['zone'], ident['tuple'])
             first, second = (orig, reply) if ident['direction'] == 'orig' else (reply, orig)
             entry = first.get(key) or second.get(key)
             if entry is not None:

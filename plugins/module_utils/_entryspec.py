@@ -52,6 +52,8 @@ ENTRY_ARGSPEC = dict(
     reply_icmp_code=dict(type='int'),
     reply_icmp_id=dict(type='int'),
     zone=dict(type='int', default=0),
+    orig_zone=dict(type='int'),
+    reply_zone=dict(type='int'),
     timeout=dict(type='int'),
     timeout_policy=dict(type='str', default='on_create', choices=['on_create', 'refresh_below']),
     timeout_min=dict(type='int'),
@@ -68,8 +70,9 @@ ENTRY_ARGSPEC = dict(
 # what conntrack_info lists of an entry that an ``entries`` item takes back and ignores (the kernel keeps them:
 # ids, counters, timestamps, the NAT descriptions its tuples and status already say)
 READ_ONLY_KEYS = ('protonum', 'id', 'use', 'packets', 'bytes', 'reply_packets', 'reply_bytes', 'timestamp_start',
-                  'timestamp_stop', 'dnat', 'snat', 'helper', 'secmark', 'secctx', 'master', 'tuple_zone',
-                  'reply_tuple_zone')
+                  'timestamp_stop', 'dnat', 'snat', 'helper', 'secmark', 'secctx', 'master')
+# what conntrack_info lists of an entry's directional zone: an item takes it as orig_zone / reply_zone
+LISTED_ZONE_KEYS = (('orig_zone', 'tuple_zone', 'orig'), ('reply_zone', 'reply_tuple_zone', 'reply'))
 
 
 def item_argspec():
@@ -79,6 +82,8 @@ def item_argspec():
     spec['state'] = dict(type='str')
     for name in READ_ONLY_KEYS:
         spec[name] = dict(type='raw')
+    for _option, listed, _direction in LISTED_ZONE_KEYS:
+        spec[listed] = dict(type='int')
     return spec
 
 
@@ -177,6 +182,7 @@ class EntrySpec(object):
         self.reply = {}
         self.direction = 'orig'
         self.zone = 0
+        self.zone_dir = None  # 'orig' or 'reply' when the zone applies to that direction only
         self.timeout = None
         self.timeout_policy = 'on_create'
         self.timeout_min = None
@@ -292,6 +298,7 @@ class EntrySpec(object):
         zone = params.get('zone')
         self.zone = 0 if zone is None else zone
         check_range(self.zone, 0, 65535, 'zone', 'zones')
+        self._directional_zone(params, item)
 
         if params.get('timeout') is not None:
             if not (0 if item else 1) <= params['timeout'] <= 0x7fffffff // 1000:
@@ -389,6 +396,37 @@ class EntrySpec(object):
                                      'address to translate to) instead of the flag' % (flag, option), option='status')
         return self
 
+    def _directional_zone(self, params, item):
+        """``orig_zone`` / ``reply_zone`` (an item as listed: ``tuple_zone`` / ``reply_tuple_zone``): the zone of one
+        direction only, as ``conntrack -I --orig-zone/--reply-zone``. The kernel keeps one zone id per entry, for
+        both directions or for one."""
+        given = []
+        for option, listed, direction in LISTED_ZONE_KEYS:
+            name, value = option, params.get(option)
+            if value is None and item:
+                name, value = listed, params.get(listed)
+            if value is None:
+                continue
+            check_range(value, 0, 65535, name, 'zones')
+            if value:
+                given.append((name, value, direction))
+        if not given:
+            return
+        if self.zone:
+            raise ConntrackError('%s %s and zone %s: an entry has one zone, in both directions (zone) or in one '
+                                 '(orig_zone or reply_zone); give one of them' % (given[0][0], given[0][1], self.zone),
+                                 option=given[0][0])
+        if len(given) == 2 and given[0][1] != given[1][1]:
+            raise ConntrackError('%s %s and %s %s: the kernel keeps one zone per entry, in both directions or in one; '
+                                 'give zone for both directions, or orig_zone or reply_zone for one'
+                                 % (given[0][0], given[0][1], given[1][0], given[1][1]), option=given[1][0])
+        self.zone = given[0][1]
+        self.zone_dir = given[0][2] if len(given) == 1 else None
+
+    def zone_of(self, direction):
+        """The zone id the kernel looks the tuple of ``direction`` up in."""
+        return self.zone if self.zone_dir is None or self.zone_dir == direction else 0
+
     def _nat_of_reply(self, ports):
         """SRC_NAT/DST_NAT in ``status`` with a reply tuple (a NAT entry as conntrack_info lists it): the reply
         tuple says where the kernel translates to, so it becomes nat_src (the reply destination) and nat_dst (the
@@ -409,7 +447,9 @@ class EntrySpec(object):
         if ident is None:
             tup = self.orig if self.direction == 'orig' else self.reply
             ident = self._identity = {'family': self.family, 'protonum': self.protonum, 'direction': self.direction,
-                                      'tuple': dict(tup), 'zone': self.zone}
+                                      'tuple': dict(tup), 'zone': self.zone_of(self.direction)}
+            if self.zone_dir is not None:
+                ident['zone_dir'] = self.zone_dir
         return ident
 
     def create_missing(self):
@@ -433,7 +473,10 @@ class EntrySpec(object):
                 orig.update(sport=reply['dport'], dport=reply['sport'])
         entry = {'family': self.family, 'protonum': self.protonum, 'proto': PROTO_NAMES.get(self.protonum,
                                                                                             str(self.protonum)),
-                 'zone': self.zone, 'timeout': self.timeout, 'status': list(self.status)}
+                 'zone': self.zone if self.zone_dir is None else 0, 'timeout': self.timeout,
+                 'status': list(self.status)}
+        if self.zone_dir is not None:
+            entry['tuple_zone' if self.zone_dir == 'orig' else 'reply_tuple_zone'] = self.zone
         entry.update(orig)
         if reply is None:
             # the plain inverse; with nat_src/nat_dst the kernel translates it (and sets SRC_NAT/DST_NAT)

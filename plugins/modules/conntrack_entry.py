@@ -117,6 +117,12 @@ options:
         description: As O(zone).
         type: int
         default: 0
+      orig_zone:
+        description: As O(orig_zone).
+        type: int
+      reply_zone:
+        description: As O(reply_zone).
+        type: int
       timeout:
         description: As O(timeout); C(0) is taken too (an entry listed in its last second).
         type: int
@@ -218,11 +224,11 @@ options:
         description: Read-only (the master of an expected connection), ignored.
         type: raw
       tuple_zone:
-        description: Read-only, ignored (directional zones are not restored).
-        type: raw
+        description: As O(entries[].orig_zone) (the key M(netfilter.conntrack.conntrack_info) lists it under).
+        type: int
       reply_tuple_zone:
-        description: Read-only, ignored (directional zones are not restored).
-        type: raw
+        description: As O(entries[].reply_zone) (the key M(netfilter.conntrack.conntrack_info) lists it under).
+        type: int
   family:
     description:
       - Address family. Implied by the addresses (and by O(proto=icmp)/C(icmpv6)); an address of the other family
@@ -284,9 +290,22 @@ options:
     type: int
   zone:
     description:
-      - Conntrack zone, 0-65535. The same tuple in two zones are two entries.
+      - Conntrack zone, 0-65535, of both directions of the entry. The same tuple in two zones are two entries.
     type: int
     default: 0
+  orig_zone:
+    description:
+      - A zone, 0-65535, of the original direction only (C(conntrack -I --orig-zone)); the reply tuple stays in
+        zone 0. M(netfilter.conntrack.conntrack_info) lists such an entry with C(tuple_zone).
+      - The kernel keeps one zone per entry, for both directions or for one, so O(zone), O(orig_zone) and
+        O(reply_zone) exclude each other (O(orig_zone) and O(reply_zone) of the same value are O(zone)).
+      - The zone of an existing entry cannot change; the task fails and names the zone it has.
+    type: int
+  reply_zone:
+    description:
+      - A zone, 0-65535, of the reply direction only (C(conntrack -I --reply-zone)); listed as C(reply_tuple_zone).
+        See O(orig_zone).
+    type: int
   timeout:
     description:
       - Seconds the entry lives without traffic. Required to create an entry.

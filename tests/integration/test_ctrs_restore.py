@@ -39,6 +39,10 @@ NAT_ENTRIES = [
          mark=9, labels=[1, 100]),
     dict(proto='tcp', src='2001:db8::11', dst='2001:db8:1::11', sport=41003, dport=443, tcp_state='SYN_SENT2',
          timeout=900, reply_src='2001:db8:1::11', reply_dst='2001:db8::11', reply_sport=443, reply_dport=41003),
+    # directional zones (conntrack -I --orig-zone / --reply-zone), listed as tuple_zone / reply_tuple_zone
+    dict(proto='udp', src='192.0.2.13', dst='198.51.100.13', sport=41004, dport=514, timeout=900, orig_zone=4),
+    dict(proto='tcp', src='2001:db8::12', dst='2001:db8:1::12', sport=41005, dport=22, tcp_state='ESTABLISHED',
+         timeout=900, reply_zone=6),
 ]
 
 
@@ -88,7 +92,8 @@ def status_rows(ns):
     code = """
 from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 with Connection() as conn:
-    emit(sorted([e['family'], e['proto'], e.get('src'), e.get('sport') or e.get('icmp_id'), e['zone'],
+    emit(sorted([e['family'], e['proto'], e.get('src'), e.get('sport') or e.get('icmp_id'), e.get('zone'),
+                 e.get('tuple_zone'), e.get('reply_tuple_zone'),
                  sorted(e['status']), e.get('mark'), e.get('labels'), e.get('state')] for e in conn.dump()))
 """
     return ct.in_ns(ns, code)
@@ -105,24 +110,26 @@ def test_round_trip_into_an_empty_namespace(tmp_path):
         assert ct.fill(src_ns, 600, 12) == 0
         create(src_ns, NAT_ENTRIES)
         saved = listed(src_ns)
-        assert len(saved) == 605
+        total = 600 + len(NAT_ENTRIES)
+        assert len(saved) == total
+        assert sum(1 for e in saved if e.get('tuple_zone') == 4 or e.get('reply_tuple_zone') == 6) == 2
         # through a file, as a playbook keeps it
         path = tmp_path / 'saved.json'
         path.write_text(json.dumps(saved))
         entries = json.loads(path.read_text())
 
         rc, res = run('conntrack_entry', {'entries': entries}, check_ns, check_mode=True)
-        assert rc == 0 and res['changed'] and res['created'] == 605 and res['unchanged'] == 0, res
+        assert rc == 0 and res['changed'] and res['created'] == total and res['unchanged'] == 0, res
         assert table(check_ns) == []
 
         res = create(dst_ns, entries)
-        assert res['changed'] and (res['created'], res['updated'], res['deleted']) == (605, 0, 0)
+        assert res['changed'] and (res['created'], res['updated'], res['deleted']) == (total, 0, 0)
         assert res['batches']['acks'] == res['batches']['datagrams'] < 20
         assert table(dst_ns) == table(src_ns)
         assert status_rows(dst_ns) == status_rows(src_ns)  # status (NAT flags), marks, labels, states
 
         again = create(dst_ns, entries)
-        assert not again['changed'] and again['unchanged'] == 605, again
+        assert not again['changed'] and again['unchanged'] == total, again
         rc, res = run('conntrack_entry', {'entries': listed(dst_ns)}, dst_ns, check_mode=True)
         assert rc == 0 and not res['changed'], res
 

@@ -264,3 +264,61 @@ def test_check_mode_predicts_the_labels_refusal(kernel):
     with pytest.raises(ConntrackError, match='no room for labels'):
         _entry.ensure(spec(labels=[3]), check_mode=True)
     assert fake.calls == [('update', {'labels': 0, 'labels_mask': 0}, None)]
+
+
+# --- directional zones (orig_zone / reply_zone, listed as tuple_zone / reply_tuple_zone) ----------------
+
+def test_a_zone_of_one_direction_names_and_creates_the_entry_so():
+    orig = spec(orig_zone=4)
+    assert (orig.zone, orig.zone_dir) == (4, 'orig')
+    assert orig.identity()['zone'] == 4  # the original tuple is looked up in zone 4
+    created = orig.creation()
+    assert created['zone'] == 0 and created['tuple_zone'] == 4 and 'reply_tuple_zone' not in created
+    reply = spec(reply_zone=6)
+    assert reply.identity()['zone'] == 0  # named by its original tuple, which is in zone 0
+    assert reply.creation()['reply_tuple_zone'] == 6
+    both = spec(orig_zone=3, reply_zone=3)
+    assert (both.zone, both.zone_dir) == (3, None)
+
+
+def test_the_tuple_zone_goes_inside_its_tuple():
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctcodec, _ctwrite
+    attrs = _ctwrite.create_attrs(spec(orig_zone=4).creation())
+    plain = _ctwrite.create_attrs(spec().creation())
+    assert len(attrs) == len(plain) + 8  # one CTA_TUPLE_ZONE (be16, padded) in CTA_TUPLE_ORIG
+    decoded = _ctcodec.decode_ct(attrs, 0, len(attrs), 2)
+    assert decoded.get('tuple_zone') == 4 and not decoded.get('reply_tuple_zone') and not decoded.get('zone')
+
+
+@pytest.mark.parametrize('given, option, words', [
+    (dict(zone=2, orig_zone=4), 'orig_zone', 'one zone'),
+    (dict(orig_zone=4, reply_zone=5), 'reply_zone', 'one zone per entry'),
+    (dict(reply_zone=70000), 'reply_zone', '0-65535'),
+])
+def test_zones_the_kernel_cannot_hold_are_refused(given, option, words):
+    with pytest.raises(ConntrackError) as caught:
+        spec(**given)
+    assert caught.value.option == option and words in caught.value.msg
+
+
+def test_a_listed_item_gives_its_directional_zone_back():
+    item = dict(TCP, tuple_zone=4, zone=0)
+    restored = _entryspec.EntrySpec.from_params(item, item=True)
+    assert (restored.zone, restored.zone_dir) == (4, 'orig')
+
+
+@pytest.mark.parametrize('have, given', [
+    (dict(zone=0, tuple_zone=5), dict(zone=5)),
+    (dict(zone=5), dict(orig_zone=5)),
+    (dict(zone=0, reply_tuple_zone=5), dict(orig_zone=5)),
+])
+def test_the_zone_of_an_existing_entry_cannot_change(have, given):
+    with pytest.raises(ConntrackError) as caught:
+        _entry.plan_update(spec(**given), current(**have))
+    assert 'cannot be changed' in caught.value.msg and 'zone 5' in caught.value.msg
+
+
+def test_same_directional_zone_is_no_change():
+    changes, _after = _entry.plan_update(spec(orig_zone=5), current(zone=0, tuple_zone=5))
+    assert changes == {}
+    assert _entry.same_tuple(current(zone=0, tuple_zone=5), spec(orig_zone=5).identity())
