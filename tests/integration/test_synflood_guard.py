@@ -82,7 +82,7 @@ BAD_INPUTS = [
     ({'synflood_guard_sysctls': {'tcp_loose': 1}}, 'SYNPROXY needs nf_conntrack_tcp_loose=0'),
     ({'synflood_guard_sysctls': {'net.netfilter.nf_conntrack_tcp_loose': 1}}, 'SYNPROXY needs nf_conntrack_tcp_loose=0'),
     # "has no nft SYNPROXY": the probe is now part of conntrack_info's one facts call (no role variable can fake
-    # a kernel without SYNPROXY here); covered by tests/unit/plugins/filter/test_fleet.py and test_procfs.py.
+    # a kernel without SYNPROXY here); covered by tests/unit/plugins/filter/test_synflood_role.py and test_procfs.py.
     ({'synflood_guard_synproxy_timestamp': True}, 'synflood_guard_synproxy_timestamp=true on kernel'),
     ({'synflood_guard_persist': True}, 'this host is a network namespace'),
     ({'synflood_guard_headroom': True}, 'nf_conntrack_max and the hash size are'),
