@@ -14,6 +14,12 @@ compared:
   ``conntrack -L -o extended`` of the whole table. It decides filters conntrack-tools cannot
   express (a CIDR on a reply address, several states, UNREPLIED, several status flags).
 
+A second random table, ``ctin-dnat`` (800 entries, half the IPv4 TCP/UDP ones source- and/or destination-NATed
+to pools of their own, ports half of the time), is compared the same way for the NAT filters (``src_nat``,
+``dst_nat``, ``any_nat``: true, IP, IP:port, lists, ``not:``, with proto and ports): the oracle decides from the
+tuples alone, conntrack-tools with ``--src-nat/--dst-nat/--any-nat``. A port matches only where the port was
+translated, as conntrack-tools compares it.
+
 Known conntrack-tools 1.4.7 behaviour this test relies on: ``-L`` without ``-f`` lists both families;
 ``-u SEEN_REPLY``/``-u ASSURED`` keep entries having that flag; ``-m X/Y`` compares mark & Y == X.
 Where 1.4.7 is wrong: ``-m 3 -u ASSURED`` lists nothing at all (measured here: 0 entries where 109
@@ -281,3 +287,120 @@ def test_info_equals_conntrack_list(table):
     assert problems == [], "\n".join(problems)
     assert nonempty >= 0.8 * len(filters)
     assert compared_with_cli >= 30
+
+
+# --- NAT filters on a random table with NAT entries --------------------------------------------------------
+
+NAT_NS = 'ctin-dnat'
+NAT_SIZE = 800
+NAT_SEED = 20261202
+NAT_KEYS = ('src_nat', 'dst_nat', 'any_nat')
+
+
+def _nat_sides(e):
+    """(source-NATed, destination-NATed) of a listed entry, from its tuples alone (not its status flags)."""
+    snat = e.get('reply_dst') != e.get('src') or e.get('reply_dport') != e.get('sport')
+    dnat = e.get('reply_src') != e.get('dst') or e.get('reply_sport') != e.get('dport')
+    return snat, dnat
+
+
+def _nat_is(kind, value, e):
+    snat, dnat = _nat_sides(e)
+    sides = []
+    # where the source (the destination) went; a port matches only where the port was translated, as
+    # conntrack-tools compares it (IS_SPAT / IS_DPAT)
+    if kind in ('src_nat', 'any_nat') and snat:
+        sides.append((e.get('reply_dst'), e.get('reply_dport'), e.get('reply_dport') != e.get('sport')))
+    if kind in ('dst_nat', 'any_nat') and dnat:
+        sides.append((e.get('reply_src'), e.get('reply_sport'), e.get('reply_sport') != e.get('dport')))
+    if value is True:
+        return bool(sides)
+    address, _sep, port = str(value).partition(':')
+    return any(addr == address and (not port or moved and side_port == int(port)) for addr, side_port, moved in sides)
+
+
+def nat_oracle(flt, e):
+    sub = flt.get('not')
+    if sub is not None:
+        rest = dict((k, v) for k, v in flt.items() if k != 'not')
+        return nat_oracle(rest, e) and not nat_oracle(sub, e)
+    plain = dict((k, v) for k, v in flt.items() if k not in NAT_KEYS)
+    if not oracle_match(plain, e):
+        return False
+    return all(any(_nat_is(k, v, e) for v in _any(flt[k])) for k in NAT_KEYS if k in flt)
+
+
+def nat_cli_args(flt):
+    """conntrack -L options for a NAT filter (single values, IPv4 addresses), or None."""
+    if 'not' in flt or any(isinstance(v, list) for v in flt.values()):
+        return None
+    args = []
+    for key, value in flt.items():
+        if key in NAT_KEYS:
+            args += ['--' + key.replace('_', '-')] + ([] if value is True else [value])
+        elif key == 'proto':
+            args += ['-p', value]
+        elif key in ('dport', 'sport'):
+            args += ['--' + key, str(value)]
+        else:
+            return None
+    return args
+
+
+def nat_filters(full, rng):
+    snatted = [e for e in full if _nat_sides(e)[0]]
+    dnatted = [e for e in full if _nat_sides(e)[1]]
+    out = [{'src_nat': True}, {'dst_nat': True}, {'any_nat': True}, {'src_nat': True, 'dst_nat': True},
+           {'src_nat': '203.0.113.199'}, {'dst_nat': '198.51.100.199:53'}, {'proto': 'udp', 'any_nat': True},
+           {'any_nat': True, 'not': {'src_nat': True}}]
+    for _round in range(12):
+        s, d = rng.choice(snatted), rng.choice(dnatted)
+        s_addr, s_port = s['reply_dst'], s['reply_dport']
+        d_addr, d_port = d['reply_src'], d['reply_sport']
+        out += [{'src_nat': s_addr}, {'src_nat': '%s:%d' % (s_addr, s_port)}, {'dst_nat': d_addr},
+                {'dst_nat': '%s:%d' % (d_addr, d_port)}, {'any_nat': rng.choice([s_addr, d_addr])},
+                {'proto': s['proto'], 'src_nat': s_addr, 'dport': s['dport']},
+                {'src_nat': [s_addr, '%s:%d' % (d_addr, d_port)]},
+                {'any_nat': [s_addr, d_addr], 'not': {'dst_nat': '%s:%d' % (d_addr, d_port)}},
+                {'dst_nat': True, 'not': {'src_nat': [s_addr]}}]
+    return out
+
+
+@pytest.fixture(scope='module')
+def nat_table():
+    with ct.netns(NAT_NS, v4=None, v6=None) as ns:
+        refused = ct.in_ns(ns, 'import tables\nemit(tables.fill(DATA[0], DATA[1], nat=DATA[2]))',
+                           [NAT_SIZE, NAT_SEED, 0.5])
+        assert refused == 0
+        yield ns
+
+
+def test_nat_filters_equal_conntrack_list_on_a_random_nat_table(nat_table):
+    full = conntrack_text.parse_listing(ct.conntrack(nat_table, '-L', '-o', 'extended').stdout)
+    assert len(full) == NAT_SIZE
+    sides = [_nat_sides(e) for e in full]
+    assert sum(1 for s, d in sides if s and not d) > 50 and sum(1 for s, d in sides if d and not s) > 50
+    assert sum(1 for s, d in sides if s and d) > 10
+    filters = nat_filters(full, random.Random(NAT_SEED))
+    ours_all = ct.in_ns(nat_table, GATHER, filters)
+    problems = []
+    compared_with_cli = nonempty = 0
+    for flt, ours_rows in zip(filters, ours_all):
+        ours = set(tuple(row) for row in ours_rows)
+        oracle = set(conntrack_text.key_of(e) for e in full if nat_oracle(flt, e))
+        nonempty += bool(oracle)
+        if ours != oracle:
+            problems.append('%s: ours %d, oracle %d (only ours %s, only oracle %s)'
+                            % (flt, len(ours), len(oracle), sorted(ours - oracle)[:2], sorted(oracle - ours)[:2]))
+        args = nat_cli_args(flt)
+        if args is None:
+            continue
+        compared_with_cli += 1
+        proc = ct.conntrack(nat_table, '-L', '-o', 'extended', *args, check=False)
+        assert proc.returncode == 0, (args, proc.stderr)
+        theirs = set(conntrack_text.key_of(e) for e in conntrack_text.parse_listing(proc.stdout))
+        if ours != theirs:
+            problems.append('%s (conntrack -L %s): ours %d, conntrack %d'
+                            % (flt, ' '.join(args), len(ours), len(theirs)))
+    assert problems == [], '\n'.join(problems)
+    assert nonempty >= 0.8 * len(filters) and compared_with_cli >= 60

@@ -8,11 +8,12 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
     IPCTNL_MSG_CT_GET_STATS, IPCTNL_MSG_CT_NEW, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK, NLMSG_ERROR, NLM_F_ACK,
     NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, iter_messages)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import af_of
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_ct_attrs
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import encode_ct_attrs, encode_nat
 
 
 def create_many(conn, entries, batch_bytes=1 << 16):
-    """Create many entries (dicts for ``encode_ct_attrs``) on ``conn`` (a ``_cttransport.Connection``).
+    """Create many entries (dicts for ``encode_ct_attrs``, plus ``nat_src``/``nat_dst`` for ``encode_nat``) on
+    ``conn`` (a ``_cttransport.Connection``).
 
     Returns the number of failures."""
     failures = [0]
@@ -47,7 +48,8 @@ def create_many(conn, entries, batch_bytes=1 << 16):
     size = 0
     for entry in entries:
         data, _seq = conn.message(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, flags, af_of(entry['family']),
-                                  NFNETLINK_V0, encode_ct_attrs(entry))
+                                  NFNETLINK_V0, encode_ct_attrs(entry) + (encode_nat(entry) if 'nat_src' in entry
+                                                                          or 'nat_dst' in entry else b''))
         chunk.append(data)
         size += len(data)
         if size >= batch_bytes:

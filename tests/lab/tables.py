@@ -1,8 +1,9 @@
 """Randomised conntrack tables for tests and benchmarks (created over netlink in bulk).
 
-``random_entries(n, seed)`` yields entry dicts (IPv4 and IPv6; TCP, UDP, ICMP, ICMPv6, SCTP;
-marks, zones, states, status flags) with documentation addresses only; ``fill(n, seed)``
-creates them in the current network namespace
+``random_entries(n, seed, nat=0.0)`` yields entry dicts (IPv4 and IPv6; TCP, UDP, ICMP, ICMPv6, SCTP;
+marks, zones, states, status flags; with ``nat`` that share of the IPv4 TCP/UDP entries source- and/or
+destination-NATed) with documentation addresses only; ``fill(n, seed, nat)`` creates them in the current
+network namespace
 (tests/lab/ctfill.py). Run it inside a namespace:
 ``ip netns exec NS python tests/lab/tables.py N [SEED]``.
 """
@@ -32,7 +33,27 @@ def _addr(rng, v6):
     return rng.choice(V4_NETS) + str(rng.randrange(1, 255))
 
 
-def random_entries(n, seed=1):
+def _nat(rng, entry):
+    """Give ``entry`` a source NAT, a destination NAT or both (pools of their own), ports half of the time."""
+    kind = rng.random()
+    if kind < 0.45 or kind >= 0.9:
+        entry['nat_src'] = {'ip': '203.0.113.%d' % rng.randrange(200, 255),
+                            'port': rng.randrange(20000, 60000) if rng.random() < 0.5 else None}
+    if kind >= 0.45:
+        entry['nat_dst'] = {'ip': '198.51.100.%d' % rng.randrange(200, 255),
+                            'port': rng.randrange(20000, 60000) if rng.random() < 0.5 else None}
+
+
+def _reply_key(entry):
+    """The reply tuple the kernel will give ``entry`` (NAT included), to keep two entries from sharing it."""
+    snat, dnat = entry.get('nat_src') or {}, entry.get('nat_dst') or {}
+    # the same shape as an original tuple's key: the kernel hashes both directions in one table
+    return (entry['family'], entry['protonum'], dnat.get('ip') or entry['dst'], snat.get('ip') or entry['src'],
+            dnat.get('port') or entry.get('dport'), snat.get('port') or entry.get('sport'), entry.get('icmp_id'),
+            entry['zone'])
+
+
+def random_entries(n, seed=1, nat=0.0):
     rng = random.Random(seed)
     seen = set()
     made = 0
@@ -55,19 +76,25 @@ def random_entries(n, seed=1):
             entry['state'] = rng.choice(TCP_STATES)
         elif proto == 132:
             entry['state'] = rng.choice(SCTP_STATES)
+        # (rng is drawn from only with nat, so that the tables of every seed without it stay the same)
+        if nat and not v6 and proto in (6, 17) and rng.random() < nat:
+            _nat(rng, entry)
         key = (entry['family'], proto, entry['src'], entry['dst'], entry.get('sport'), entry.get('dport'),
                entry.get('icmp_id'), entry['zone'])
-        if key in seen:
+        reply = _reply_key(entry) if nat else None
+        if key in seen or reply in seen:
             continue
         seen.add(key)
+        if reply is not None:
+            seen.add(reply)
         made += 1
         yield entry
 
 
-def fill(n, seed=1):
+def fill(n, seed=1, nat=0.0):
     """Create ``n`` random entries in the current namespace; return the number the kernel refused."""
     with Connection() as conn:
-        return create_many(conn, random_entries(n, seed))
+        return create_many(conn, random_entries(n, seed, nat))
 
 
 if __name__ == '__main__':
