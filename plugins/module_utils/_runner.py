@@ -128,6 +128,16 @@ class _Module(basic.AnsibleModule):
     def _load_params(self):
         self.params = self._preloaded
 
+    def _log_invocation(self):
+        """ansible-core's log line of the invocation (syslog or the journal), a long list as its length: 10^5 items
+        would be one log message of tens of megabytes."""
+        saved = self.params
+        self.params = _invocation_args(saved)
+        try:
+            super(_Module, self)._log_invocation()
+        finally:
+            self.params = saved
+
 
 def new_module(argument_spec, **kwargs):
     """``AnsibleModule(argument_spec=argument_spec, **kwargs)``, closing gaps of ansible-core's checks.
@@ -159,7 +169,8 @@ def enter(module):
 
 
 def fail(module, exc):
-    module.fail_json(msg=exc.msg, namespace=module.params.get('namespace'), **exc.details)
+    module.fail_json(msg=exc.msg, namespace=module.params.get('namespace'),
+                     invocation={'module_args': _invocation_args(module.params)}, **exc.details)
 
 
 def run(module, work, validate=None):

@@ -82,3 +82,34 @@ def test_every_result_names_the_namespace(monkeypatch):
     module = FakeModule({'namespace': None})
     _runner.run(module, lambda params, check_mode: {'changed': True, 'namespace': '/proc/1/ns/net'})
     assert module.exited['namespace'] == '/proc/1/ns/net'
+
+
+def _module_with(params, capsys, monkeypatch):
+    """A real AnsibleModule built by new_module on ``params`` (as the module process gets them)."""
+    import json
+    from ansible.module_utils import basic
+    monkeypatch.setattr(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': params}).encode())
+    if hasattr(basic, '_ANSIBLE_PROFILE'):
+        monkeypatch.setattr(basic, '_ANSIBLE_PROFILE', 'legacy')
+    logged = []
+    monkeypatch.setattr(basic.AnsibleModule, 'log', lambda self, msg, log_args=None: logged.append(msg))
+    module = _runner.new_module(dict(items=dict(type='list', elements='dict'), name=dict(type='str')))
+    return module, logged
+
+
+def test_a_long_list_is_read_once_not_copied_and_logged_as_its_length(capsys, monkeypatch):
+    items = [{'n': i} for i in range(_runner.BULK_ITEMS + 1)]
+    module, logged = _module_with({'items': items, 'name': 'x'}, capsys, monkeypatch)
+    assert module.params['items'] == items and module.params['name'] == 'x'
+    assert len(logged) == 1 and '(a list of %d items)' % len(items) in logged[0] and "'n': 5" not in logged[0]
+    with pytest.raises(SystemExit):
+        _runner.fail(module, _runner.ConntrackError('items[3].n: bad', option='items[3].n'))
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] and out['msg'] == 'items[3].n: bad'
+    assert out['invocation']['module_args']['items'] == '(a list of %d items)' % len(items)
+
+
+def test_a_short_list_is_logged_as_it_is(capsys, monkeypatch):
+    _module, logged = _module_with({'items': [{'n': 1}]}, capsys, monkeypatch)
+    assert "'n': 1" in logged[0]
