@@ -112,7 +112,8 @@ def ours(item):
 
 
 # where this check is stricter than ansible-core on purpose (ansible-core takes these, meaning no harm)
-def deliberate(item, spec=SPEC):
+def deliberate(item, spec=None):
+    spec = SPEC if spec is None else spec
     for name, value in item.items():
         kind = spec[name]['type']
         if kind == 'dict' and isinstance(value, dict) and deliberate(
