@@ -455,7 +455,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevents import EVENTS_ARGSPEC
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevspec import EVENTS_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace
