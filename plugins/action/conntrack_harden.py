@@ -92,16 +92,28 @@ class ActionModule(ActionBase):
         return finish(result, calls, report, args['synflood_guard_report_detail'], host, failure)
 
     @staticmethod
-    def _apply(calls, plan, args):
+    def _rules_call_needed(plan, args, info, rules):
+        """False only when the conntrack_notrack call could change nothing: no rules wanted, nothing persisted, and
+        the read says the collection's nft table does not exist (so there is nothing to remove either)."""
+        if rules or (plan['drop_invalid'] and args['synflood_guard_state'] == 'present'):
+            return True
+        if args['synflood_guard_persist']:
+            return True  # the persisted table file is not part of the read
+        return ((info.get('kernel') or {}).get('owned_nft_table')) is not False
+
+    def _apply(self, calls, plan, args):
         persist = args['synflood_guard_persist']
+        info = calls.results.get('info') or {}
         if args['synflood_guard_state'] == 'present':
             # the knobs first: SYNPROXY needs tcp_loose=0 in force before its rules see a packet
             calls.run('sysctl', SYSCTL, {'settings': plan['settings'], 'persist': persist})
-            calls.run('rules', NOTRACK, {'rules': plan['rules'], 'drop_invalid': plan['drop_invalid'],
-                                         'exclusive': True, 'persist': persist})
+            if self._rules_call_needed(plan, args, info, plan['rules']):
+                calls.run('rules', NOTRACK, {'rules': plan['rules'], 'drop_invalid': plan['drop_invalid'],
+                                             'exclusive': True, 'persist': persist})
             return
         # the rules go first, then the knobs (tcp_loose=1 only once SYNPROXY no longer answers)
-        calls.run('rules', NOTRACK, {'rules': [], 'drop_invalid': False, 'exclusive': True, 'persist': persist})
+        if self._rules_call_needed(plan, args, info, []):
+            calls.run('rules', NOTRACK, {'rules': [], 'drop_invalid': False, 'exclusive': True, 'persist': persist})
         calls.run('sysctl', SYSCTL, {'settings': plan['absent_settings']})
         if persist:
             calls.run('unpersist', SYSCTL, {'settings': plan['unpersist_settings'], 'state': 'absent'})

@@ -39,7 +39,9 @@ attributes:
     support: full
     details:
       - Runs M(netfilter.conntrack.conntrack_info), then at most two M(netfilter.conntrack.conntrack_sysctl) calls and
-        one M(netfilter.conntrack.conntrack_notrack) call.
+        one M(netfilter.conntrack.conntrack_notrack) call. The M(netfilter.conntrack.conntrack_notrack) call is left
+        out when it could change nothing - no rules wanted, O(synflood_guard_persist=false), and the read says the
+        collection's nft table does not exist.
   check_mode:
     support: full
     details: The same plan and report (C(would change)), nothing changed; nothing is verified.
@@ -155,16 +157,19 @@ options:
     default: 4096
   synflood_guard_headroom:
     description:
-      - Also run the C(netfilter.conntrack.tuning) role (global max and buckets) with
-        O(synflood_guard_headroom_vars). Only in the initial network namespace.
+      - Also give the table headroom (global max and buckets) the way the C(netfilter.conntrack.tuning) role does,
+        with O(synflood_guard_headroom_vars) - the tuning plan is made from the same read and checked with the rest
+        before any change. Only in the initial network namespace.
     type: bool
     default: false
   synflood_guard_headroom_vars:
     description:
-      - Variables for the tuning role (only C(tuning_*) names, for example C(tuning_max), C(tuning_policy)).
+      - Variables of the tuning role for the headroom (only C(tuning_*) names, for example C(tuning_max),
+        C(tuning_policy)), checked like the tuning role's own; the others take the tuning role's defaults
+        (the play's own C(tuning_*) variables do not apply to the headroom).
       - C(tuning_persist) defaults to O(synflood_guard_persist).
-      - They are passed on the include of the tuning role only (no host facts), so they end with it and
-        never outrank the play's own C(tuning_*) variables later in the run.
+      - They are used for this task only (no host facts), so they never outrank the play's own C(tuning_*)
+        variables later in the run.
     type: dict
     default: {}
   synflood_guard_persist:
@@ -185,8 +190,9 @@ options:
     default: 80
   synflood_guard_report_detail:
     description:
-      - Print the whole report per host instead of one line (C(-v) shows it too). The report is also the
-        variable C(synflood_guard_report) after the role.
+      - The task's message is the whole report per host instead of one line, and Ansible's default callback
+        prints it (C(-v) shows the whole result anyway). The report is also the variable
+        C(synflood_guard_report) after the role.
     type: bool
     default: false
   synflood_guard_absent_sysctls:

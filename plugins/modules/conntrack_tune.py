@@ -157,8 +157,9 @@ options:
     default: 80
   tuning_report_detail:
     description:
-      - Print the whole report per host (max, count, headroom, buckets, timeouts, notes) instead of one line.
-        C(-v) shows it too. The report is also the variable C(tuning_report) after the role.
+      - The task's message is the whole report per host (max, count, headroom, buckets, timeouts, notes) instead
+        of one line, and Ansible's default callback prints it. C(-v) shows the whole result anyway. The report is
+        also the variable C(tuning_report) after the role.
     type: bool
     default: false
 '''

@@ -149,3 +149,25 @@ def test_bad_arguments_fail_naming_the_option():
     with pytest.raises(AnsibleActionFail, match='synflood_guard_mode'):
         run(action)
     assert action.calls == []
+
+
+@pytest.mark.parametrize('owned,state,called', [
+    (False, 'present', False), (True, 'present', True), (None, 'present', True),
+    (False, 'absent', False), (True, 'absent', True),
+])
+def test_no_rules_call_when_there_is_nothing_to_set_or_remove(owned, state, called):
+    args = {'synflood_guard_ports': [], 'synflood_guard_persist': False, 'synflood_guard_state': state}
+    action = make_action(ActionModule, args, {'conntrack_info': info(owned_nft_table=owned),
+                                              'conntrack_sysctl': sysctl_result(), 'conntrack_notrack': SAME_RULES})
+    result = run(action)
+    assert ('conntrack_notrack' in names(action)) is called and not result.get('failed'), result
+    assert ('rules' in result['calls']) is called
+
+
+def test_the_rules_call_runs_with_ports_or_persisted_files_whatever_the_read_says():
+    for args in (PRESENT, {'synflood_guard_ports': [], 'synflood_guard_persist': True},
+                 {'synflood_guard_state': 'absent', 'synflood_guard_persist': True}):
+        action = make_action(ActionModule, args, {'conntrack_info': info(owned_nft_table=False, initial=True),
+                                                  'conntrack_sysctl': sysctl_result(), 'conntrack_notrack': SAME_RULES})
+        run(action)
+        assert 'conntrack_notrack' in names(action), args
