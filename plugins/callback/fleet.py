@@ -14,8 +14,10 @@ version_added: 0.1.0
 description:
   - The output of the default callback without what repeats for every host and task. Made for the collection's
     playbooks (C(audit.yml), C(tune.yml), C(harden.yml)), whose roles end with one report line per host.
-  - A message of C(ansible.builtin.debug) prints as one line (a list as one line per item); a failed or
-    unreachable host prints one line with the task and the message; warnings print as they come.
+  - A message of C(ansible.builtin.debug) prints as one line (a list as one line per item), and so does the
+    message of the roles' engines C(netfilter.conntrack.conntrack_tune) and C(netfilter.conntrack.conntrack_harden)
+    (the host's report line; a warning already in that line is not printed again); a failed or unreachable host
+    prints one line with the task and the message; other warnings print as they come.
   - Results that are ok, changed or skipped print nothing (the roles' report line says what changed), and no task
     banner is printed. The recap is one line of totals, plus one line per host that failed or was unreachable.
   - With C(-v) or more, everything is printed as the default callback prints it.
@@ -31,9 +33,26 @@ requirements:
 '''
 
 import json
+import re
 
 from ansible import constants as C
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
+
+
+# The roles' engines: their result's msg is the host's one line (the whole report with *_report_detail).
+ENGINES = frozenset(('netfilter.conntrack.conntrack_tune', 'netfilter.conntrack.conntrack_harden'))
+
+
+def is_engine(task):
+    """True for a task of conntrack_tune or conntrack_harden, however the task named the action."""
+    action = getattr(task, 'resolved_action', None) or task.action
+    return action in ENGINES or 'netfilter.conntrack.' + str(action) in ENGINES
+
+
+def warning_text(warning):
+    """The text of a warning: a string (ansible-core before 2.19) or a warning summary (2.19 and later)."""
+    event = getattr(warning, 'event', None)
+    return str(getattr(event, 'msg', warning) if event is not None else warning)
 
 
 def one_line(value):
@@ -73,6 +92,9 @@ class CallbackModule(DefaultCallback):
         if self._verbose():
             super(CallbackModule, self).v2_runner_on_ok(result)
             return
+        if is_engine(result.task) and 'msg' in result.result:
+            self._engine_line(result)
+            return
         self._handle_warnings_and_exception(result)
         if result.task.action not in C._ACTION_DEBUG or 'msg' not in result.result:  # pylint: disable=protected-access
             return
@@ -82,6 +104,20 @@ class CallbackModule(DefaultCallback):
             text = one_line(item)
             self._display.display(text if text.startswith(host + ':') or isinstance(message, list)
                                   else '%s: %s' % (host, text))
+
+    def _engine_line(self, result):
+        """The engine's line, then only the warnings that line does not already say (the near-full one is in it)."""
+        host = result.host.get_name()
+        text = one_line(result.result['msg'])
+        line = text if text.startswith(host + ':') else '%s: %s' % (host, text)
+        self._display.display(line)
+        squeezed = re.sub(r'\s+', ' ', line)
+        for warning in (result.result.get('warnings') or []):
+            said = re.sub(r'\s+', ' ', warning_text(warning))
+            if said.startswith(host + ': '):
+                said = said[len(host) + 2:]
+            if said not in squeezed:
+                self._display.warning(warning_text(warning))
 
     def v2_runner_on_skipped(self, result):
         if self._verbose():

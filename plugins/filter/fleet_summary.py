@@ -2,7 +2,8 @@
 # Copyright: netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fleet summary of a tuning or synflood_guard run (``conntrack_fleet_summary``), from the results the roles
-registered in ``hostvars``.
+registered in ``hostvars``: the one result of their engine (``__tuning_outcome``, ``__synflood_guard_outcome``:
+the conntrack_tune and conntrack_harden actions), or the per-task results the roles registered before they had one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,10 +15,27 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_common import MAX_KEY, number, usage
 
 
+def _outcome_record(result):
+    """(changed, refused/failed, usage, initial namespace, line) of one host from its engine's one result."""
+    calls = result.get('calls') or {}
+    info = calls.get('info') or {}
+    count = number(info.get('count')) or 0
+    limit = number(info.get('max')) or 0
+    settings = dict((calls.get('sysctl') or {}).get('settings') or {})
+    settings.update((calls.get('headroom_sysctl') or {}).get('settings') or {})
+    if MAX_KEY in settings:
+        limit = number(settings[MAX_KEY].get('new')) or limit
+    line = (result.get('report') or {}).get('line') or result.get('msg')
+    initial = bool((info.get('kernel') or {}).get('initial_namespace', True))
+    return bool(result.get('changed')), bool(result.get('failed')), usage(count, limit), initial, line
+
+
 def _host_record(hostvars, host, role, warn_percent):
     """(changed, refused/failed, usage, initial namespace, line) of one host from its registered results."""
     facts = hostvars.get(host) or {}
     prefix = '__tuning' if role == 'tuning' else '__synflood_guard'
+    if isinstance(facts.get(prefix + '_outcome'), dict):
+        return _outcome_record(facts[prefix + '_outcome'])
     info = facts.get(prefix + '_info') or {}
     reported = facts.get(prefix + '_reported')
     if role == 'tuning':

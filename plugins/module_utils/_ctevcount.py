@@ -32,9 +32,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab impor
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import (
     decode_counters, decode_ct, decode_expect, decode_timestamps)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import LAYOUTS, brief_of, state_in
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevspec import EVENT_TYPES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import Summary
 
-EVENT_TYPES = ('new', 'update', 'destroy')
 NEW, UPDATE, DESTROY = 0, 1, 2
 CREATE_EXCL = NLM_F_CREATE | NLM_F_EXCL
 # the multicast groups (enum nfnetlink_groups) of each table's event types, in EVENT_TYPES order

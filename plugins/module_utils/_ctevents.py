@@ -31,6 +31,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctbpf import 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevcount import (
     DESTROY, EVENT_TYPES, GROUPS, NEW, EventCounter, ExpectCounter)
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevspec import EVENTS_OPTIONS
 
 SO_RCVBUFFORCE = getattr(socket, 'SO_RCVBUFFORCE', 33)
 SECONDS_RANGE = (1, 3600)
@@ -41,16 +42,6 @@ BUFFER_RANGE = (1 << 16, 1 << 30)
 # (75,000/s). The kernel only uses what is queued.
 DEFAULT_BUFFER = 64 << 20
 DRAIN_SECONDS = 0.5  # at the end, events already queued are read for at most this long
-
-EVENTS_OPTIONS = dict(
-    seconds=dict(type='int', default=10),
-    types=dict(type='list', elements='str', choices=list(EVENT_TYPES), default=list(EVENT_TYPES)),
-    table=dict(type='str', choices=['conntrack', 'expect'], default='conntrack'),
-    sample=dict(type='int', default=0),
-    buffer_size=dict(type='int'),
-    kernel_filter=dict(type='bool', default=True),
-)
-EVENTS_ARGSPEC = dict(events=dict(type='dict', options=EVENTS_OPTIONS))
 
 
 def validate_events(params, flt):

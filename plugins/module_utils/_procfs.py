@@ -17,6 +17,7 @@ import socket
 import stat
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import read_int, read_text
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nftprobe import table_exists
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import (
     AF_INET, AF_INET6, EXPECT_FLAGS, FAMILY_NAMES, PROTO_NAMES, STATS_KEYS)
 
@@ -145,12 +146,15 @@ def kernel_facts(initial_namespace):
         'synproxy': synproxy_available(),
         'synproxy_counters': synproxy_counters(),
         'tcp': dict((name, read_int(os.path.join(IPV4_SYSCTL_DIR, name))) for name in TCP_KNOBS),
+        # the collection's nft table (conntrack_notrack's): True, False, or None when the kernel cannot be asked
+        'owned_nft_table': table_exists(OWNED_TABLE),
     }
 
 
 # --- host facts the roles size and decide on (one conntrack_info call is all a role reads) ------
 
 IPV4_SYSCTL_DIR = '/proc/sys/net/ipv4'
+OWNED_TABLE = 'netfilter_conntrack'  # inet, _nft.TABLE_NAME (not imported here: _nft runs nft, this file only reads)
 TCP_KNOBS = ('tcp_syncookies', 'tcp_timestamps', 'tcp_max_syn_backlog')
 SYNPROXY_STAT = '/proc/net/stat/synproxy'
 MODULES_DIR = '/lib/modules'

@@ -313,13 +313,16 @@ kernel:
       nft SYNPROXY is there (built in, loaded or a module on disk), C(synproxy_counters) its counters;
       C(tcp) the TCP stack knobs SYN-flood hardening depends on (C(tcp_syncookies), C(tcp_timestamps),
       C(tcp_max_syn_backlog)).
+    - C(owned_nft_table) whether the collection's nft table (C(inet netfilter_conntrack), the one
+      M(netfilter.conntrack.conntrack_notrack) and M(netfilter.conntrack.conntrack_helper) manage) exists in the
+      namespace, asked from nf_tables over netlink (no nft process); V(null) when the kernel cannot be asked.
   returned: success, without O(query)
   type: dict
   sample: {release: 6.18.0, conntrack_loaded: true, conntrack_builtin: true, accounting: false, timestamps: false,
            events: 2, helper_assignment: explicit, hashsize: 262144, initial_namespace: true, proc_table: true,
            netns_inode: 4026531840, memtotal_mb: 7837, cpus: 2, synproxy: true,
            synproxy_counters: {syn_received: 0, cookie_invalid: 0, cookie_valid: 0, cookie_retrans: 0, conn_reopened: 0},
-           tcp: {tcp_syncookies: 1, tcp_timestamps: 1, tcp_max_syn_backlog: 4096}}
+           tcp: {tcp_syncookies: 1, tcp_timestamps: 1, tcp_max_syn_backlog: 4096}, owned_nft_table: false}
 backend:
   description: How the table was read, C(netlink) or C(procfs).
   returned: always
@@ -455,7 +458,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import (
     NAMESPACE_ARGSPEC, ConntrackError, MissingLibraryError, exit_with_bulk)
-from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevents import EVENTS_ARGSPEC
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevspec import EVENTS_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._info import INFO_ARGSPEC, gather, validate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_namespace, in_initial_namespace

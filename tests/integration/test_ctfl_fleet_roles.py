@@ -1,7 +1,8 @@
-"""The one-call roles at fleet scale (issue 13) on a lab of namespace hosts (prefix ctfl) and on the VM itself.
+"""The one-task roles at fleet scale (issue 13) on a lab of namespace hosts (prefix ctfl) and on the VM itself.
 
-The roles read once (conntrack_info), apply once (conntrack_sysctl, and conntrack_notrack for synflood_guard) and
-verify from those calls' own results. These tests check what the kernel shows afterwards (/proc inside each
+The roles run one task per host (their engines, the conntrack_tune and conntrack_harden actions), which read once
+(conntrack_info), apply once (conntrack_sysctl, and conntrack_notrack for synflood_guard) and verify from those
+calls' own results. These tests check what the kernel shows afterwards (/proc inside each
 namespace, the nft table, the sysctl.d file), that the roles still refuse and fail where they must, that a second
 run changes nothing, that the default output is one line per host with the fleet callback, and that
 synflood_guard's headroom variables no longer outlive its include (issue 14: set_fact made them host facts).
@@ -37,10 +38,13 @@ def fleet(tmp_path_factory):
                    dir=directory)
 
 
-def play(fleet, playbook, limit=None, callback='netfilter.conntrack.fleet', check=False, inventory=None, **variables):
+def play(fleet, playbook, limit=None, callback='netfilter.conntrack.fleet', check=False, inventory=None, verbose=False,
+         **variables):
     """Run a playbook; return (rc, output)."""
     cmd = [os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', inventory or fleet['inventory'], playbook,
            '-e', json.dumps(variables)]
+    if verbose:
+        cmd += ['-v']
     if limit:
         cmd += ['-l', limit]
     if check:
@@ -97,10 +101,14 @@ def test_the_detailed_report_is_behind_verbosity_or_a_variable(fleet):
     report = json.loads(line.split(': ', 1)[1])
     assert report['global_knobs'] == 'skipped (network namespace)' and report['in_force'] in (True, None)
     assert report['netns_inode'] == os.stat('/run/netns/%s' % fleet['lab'].namespace(host)).st_ino
+    # the default callback: the host's ok/changed line and its recap line, the report only with -v (or the detail)
     rc, out = play(fleet, TUNE, limit=host, callback='default')
-    assert rc == 0 and '"max_wanted"' not in out
-    cmd_out = play(fleet, TUNE, limit=host, callback='default', tuning_report_detail=False)[1]
-    assert 'table ' in cmd_out
+    assert rc == 0 and '"max_wanted"' not in out and 'max_wanted' not in out
+    assert [line for line in out.splitlines() if line in ('ok: [%s]' % host, 'changed: [%s]' % host)], out
+    assert len([line for line in out.splitlines() if line.startswith(('ok: [%s]' % host, 'changed: [%s]' % host))]) == 2
+    assert len(re.findall(r'^%s\s+: ok=' % re.escape(host), out, re.M)) == 1  # and its recap line
+    rc, out = play(fleet, TUNE, limit=host, callback='default', verbose=True)
+    assert rc == 0 and 'max_wanted' in out and 'table ' in out, out[-3000:]
 
 
 def test_refused_lowering_fails_before_anything_changes(fleet):
@@ -143,7 +151,7 @@ def test_the_sysctl_file_is_persisted_and_verified_on_the_vm(fleet):
         assert open(MAX).read().strip() == original
 
 
-def test_harden_in_three_module_calls_is_verified_and_idempotent(fleet):
+def test_harden_in_one_task_is_verified_and_idempotent(fleet):
     rc, out = play(fleet, HARDEN)
     assert rc == 0, out[-4000:]
     lab = fleet['lab']
@@ -209,7 +217,7 @@ def test_headroom_vars_do_not_outlive_the_include(fleet):
     """Check mode on the VM: nothing is written, the headroom include runs with the caller's values only."""
     playbook = fleet['dir'] / 'headroom.yml'
     playbook.write_text(HEADROOM_PLAY)
-    rc, out = play(fleet, str(playbook), inventory=fleet['vm_inventory'], check=True, callback='default')
+    rc, out = play(fleet, str(playbook), inventory=fleet['vm_inventory'], check=True)
     assert rc == 0, out[-5000:]
-    assert 'max 262144->4194304' in out or re.search(r'max \d+->4194304', out), out[-3000:]
-    assert 'failed=0' in out
+    assert re.search(r'headroom would change max \d+->4194304', host_lines(out, 'vm')[0]), out[-3000:]
+    assert recap(out)['failed'] == 0

@@ -11,6 +11,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils import _cteven
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctevcount as evc
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _info as info
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctevspec import EVENTS_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._filter import FILTER_ARGSPEC, Filter
 
 import ctevrecorded as rec
@@ -18,7 +19,7 @@ import ctevrecorded as rec
 
 def argspec_result(params):
     spec = dict(info.INFO_ARGSPEC)
-    spec.update(events.EVENTS_ARGSPEC)
+    spec.update(EVENTS_ARGSPEC)
     spec.update(FILTER_ARGSPEC)
     return ArgumentSpecValidator(spec).validate(params)
 

@@ -206,3 +206,8 @@ def test_kernel_facts_carry_the_identity_and_sizing_facts():
     facts = procfs.kernel_facts(True)
     assert set(facts) >= {'netns_inode', 'memtotal_mb', 'cpus', 'synproxy', 'synproxy_counters', 'tcp'}
     assert set(facts['tcp']) == {'tcp_syncookies', 'tcp_timestamps', 'tcp_max_syn_backlog'}
+
+
+def test_the_owned_table_name_is_the_one_conntrack_notrack_manages():
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _nft, _procfs
+    assert _procfs.OWNED_TABLE == _nft.TABLE_NAME and _nft.TABLE_FAMILY == 'inet'

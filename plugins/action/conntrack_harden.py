@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""conntrack_harden: the synflood_guard role's whole per-host job in one task (documentation:
+plugins/modules/conntrack_harden.py).
+
+Read once (conntrack_info); plan in Python (conntrack_synflood_role, and with headroom the tuning plan from the
+same read); only when every plan is good change anything: present = one conntrack_sysctl call (the knobs SYNPROXY
+needs are in force before its rules see a packet), one conntrack_notrack call, then the headroom's conntrack_sysctl
+call; absent = the rules removed first, then the knobs set back and forgotten in the persisted files. Verified from
+the modules' own results (conntrack_synflood_report, conntrack_tuning_report), one result.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.netfilter.conntrack.plugins.filter.synflood_role import (
+    conntrack_synflood_report, conntrack_synflood_role)
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_common import outcome
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import (
+    HARDEN_SPEC, INFO, NOTRACK, SYSCTL, TUNE_SPEC, Calls, ModuleFailed, finish, tuning_apply, tuning_plan,
+    tuning_verify)
+
+# Test hooks of the synflood_guard role (roles/synflood_guard/vars/main.yml), read from the host's variables.
+BROKEN_FROM_VAR = '__synflood_guard_timestamp_broken_from'
+KERNEL_OVERRIDES_VAR = '__synflood_guard_kernel_overrides'
+
+
+def headroom_vars(args):
+    """(every tuning_* value for the headroom, or None; a message naming the bad value, or None).
+
+    The tuning defaults, then tuning_persist = synflood_guard_persist, then synflood_guard_headroom_vars, checked
+    like conntrack_tune's own options."""
+    if not args['synflood_guard_headroom'] or args['synflood_guard_state'] != 'present':
+        return None, None
+    given = dict({'tuning_persist': args['synflood_guard_persist']}, **args['synflood_guard_headroom_vars'])
+    if any(not str(name).startswith('tuning_') for name in given):
+        return None, None  # the synflood plan names them
+    validated = ArgumentSpecValidator(TUNE_SPEC).validate(given)
+    if validated.error_messages:
+        return None, 'synflood_guard_headroom_vars: %s' % '; '.join(validated.error_messages)
+    return validated.validated_parameters, None
+
+
+class ActionModule(ActionBase):
+    """Harden one host against SYN floods (or remove the hardening), verified, in one task."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = self.validate_argument_spec(argument_spec=HARDEN_SPEC)[1]
+        host = task_vars.get('inventory_hostname', '')
+        check_mode = bool(self._task.check_mode)
+        broken_from = str(self._templar.template(task_vars.get(BROKEN_FROM_VAR, '6.15')))
+        overrides = self._templar.template(task_vars.get(KERNEL_OVERRIDES_VAR) or {})
+        calls = Calls(self, task_vars)
+        plan, failure = {}, None
+        tuning, tplan, tsysctl = None, {}, {}
+        try:
+            # a failure here is judged by the plan (the host fails with it, nothing is changed)
+            info = calls.run('info', INFO, {}, judge_failure=True)
+            plan = conntrack_synflood_role(info, args, broken_from=broken_from, kernel_overrides=overrides)
+            tuning, tuning_error = headroom_vars(args)
+            if plan.get('error') is None and tuning_error:
+                plan = dict(plan, error=tuning_error)
+            if plan.get('error') is None and tuning is not None:
+                # the headroom's plan from the same read, refused or wrong before anything changes
+                tplan = tuning_plan(info, tuning, task_vars)
+                if tplan.get('error') or tplan.get('refusal'):
+                    plan = dict(plan, error='headroom (tuning): %s' % (tplan.get('error') or tplan.get('refusal')))
+            if plan.get('error') is None:
+                self._apply(calls, plan, args)
+                if tuning is not None:
+                    tsysctl = tuning_apply(calls, tplan, step='headroom_sysctl')
+        except ModuleFailed as exc:
+            failure = exc
+        info = calls.results.get('info') or {}
+        report = conntrack_synflood_report(
+            plan, info, self._knobs_result(calls), calls.results.get('rules') or {}, args, check_mode=check_mode,
+            warn_percent=args['synflood_guard_warn_percent'], host=host)
+        if tuning is not None and tplan:
+            self._add_headroom(report, tuning_verify(tplan, tsysctl, info, tuning, check_mode, ''), check_mode)
+        return finish(result, calls, report, args['synflood_guard_report_detail'], host, failure)
+
+    @staticmethod
+    def _rules_call_needed(plan, args, info, rules):
+        """False only when the conntrack_notrack call could change nothing: no rules wanted, nothing persisted, and
+        the read says the collection's nft table does not exist (so there is nothing to remove either)."""
+        if rules or (plan['drop_invalid'] and args['synflood_guard_state'] == 'present'):
+            return True
+        if args['synflood_guard_persist']:
+            return True  # the persisted table file is not part of the read
+        return ((info.get('kernel') or {}).get('owned_nft_table')) is not False
+
+    def _apply(self, calls, plan, args):
+        persist = args['synflood_guard_persist']
+        info = calls.results.get('info') or {}
+        if args['synflood_guard_state'] == 'present':
+            # the knobs first: SYNPROXY needs tcp_loose=0 in force before its rules see a packet
+            calls.run('sysctl', SYSCTL, {'settings': plan['settings'], 'persist': persist})
+            if self._rules_call_needed(plan, args, info, plan['rules']):
+                calls.run('rules', NOTRACK, {'rules': plan['rules'], 'drop_invalid': plan['drop_invalid'],
+                                             'exclusive': True, 'persist': persist})
+            return
+        # the rules go first, then the knobs (tcp_loose=1 only once SYNPROXY no longer answers)
+        if self._rules_call_needed(plan, args, info, []):
+            calls.run('rules', NOTRACK, {'rules': [], 'drop_invalid': False, 'exclusive': True, 'persist': persist})
+        calls.run('sysctl', SYSCTL, {'settings': plan['absent_settings']})
+        if persist:
+            calls.run('unpersist', SYSCTL, {'settings': plan['unpersist_settings'], 'state': 'absent'})
+
+    @staticmethod
+    def _knobs_result(calls):
+        """The conntrack_sysctl result the report verifies; with absent, the files the unpersist call removed too."""
+        knobs = dict(calls.results.get('sysctl') or {})
+        unpersist = calls.results.get('unpersist')
+        if not unpersist:
+            return knobs
+        files = dict((key, list(value)) for key, value in (knobs.get('files') or {}).items())
+        for key, value in (unpersist.get('files') or {}).items():
+            files[key] = list(files.get(key) or []) + [path for path in value or [] if path not in (files.get(key) or [])]
+        knobs.update(files=files, changed=bool(knobs.get('changed') or unpersist.get('changed')))
+        if unpersist.get('failed') and not knobs.get('failed'):
+            knobs.update(failed=True, msg=unpersist.get('msg'))
+        if unpersist.get('mismatch'):
+            knobs['mismatch'] = list(knobs.get('mismatch') or []) + list(unpersist['mismatch'])
+        return knobs
+
+    @staticmethod
+    def _add_headroom(report, tuning_report, check_mode):
+        """The headroom's tuning report under ``headroom`` in the host's report, its outcome in the one line."""
+        report['headroom'] = tuning_report
+        report['changed'] = bool(report['changed'] or tuning_report['changed'])
+        report['changes'] = list(report['changes']) + ['headroom %s' % c for c in tuning_report['changes']]
+        if report['problem'] is None and tuning_report['problem']:
+            report['problem'] = 'headroom (tuning): %s' % tuning_report['problem']
+        head = outcome(tuning_report['problem'], tuning_report['changes'], check_mode)
+        line = '%s; headroom %s, max %s' % (report['line'], head, tuning_report['max'])
+        report['line'] = line
