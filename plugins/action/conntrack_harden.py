@@ -30,14 +30,17 @@ BROKEN_FROM_VAR = '__synflood_guard_timestamp_broken_from'
 KERNEL_OVERRIDES_VAR = '__synflood_guard_kernel_overrides'
 
 
-def headroom_vars(args):
+def headroom_vars(args, play_tuning=None):
     """(every tuning_* value for the headroom, or None; a message naming the bad value, or None).
 
-    The tuning defaults, then tuning_persist = synflood_guard_persist, then synflood_guard_headroom_vars, checked
-    like conntrack_tune's own options."""
+    The tuning defaults, then the host's own tuning_* variables (``play_tuning``: group_vars, play vars, extra
+    vars, as the tuning role would take them), then tuning_persist = synflood_guard_persist, then
+    synflood_guard_headroom_vars, checked like conntrack_tune's own options."""
     if not args['synflood_guard_headroom'] or args['synflood_guard_state'] != 'present':
         return None, None
-    given = dict({'tuning_persist': args['synflood_guard_persist']}, **args['synflood_guard_headroom_vars'])
+    given = dict(play_tuning or {})
+    given['tuning_persist'] = args['synflood_guard_persist']
+    given.update(args['synflood_guard_headroom_vars'])
     if any(not str(name).startswith('tuning_') for name in given):
         return None, None  # the synflood plan names them
     validated = ArgumentSpecValidator(TUNE_SPEC).validate(given)
@@ -69,7 +72,9 @@ class ActionModule(ActionBase):
             # a failure here is judged by the plan (the host fails with it, nothing is changed)
             info = calls.run('info', INFO, {}, judge_failure=True)
             plan = conntrack_synflood_role(info, args, broken_from=broken_from, kernel_overrides=overrides)
-            tuning, tuning_error = headroom_vars(args)
+            play_tuning = dict((name, self._templar.template(task_vars[name])) for name in TUNE_SPEC
+                               if name in task_vars)
+            tuning, tuning_error = headroom_vars(args, play_tuning)
             if plan.get('error') is None and tuning_error:
                 plan = dict(plan, error=tuning_error)
             if plan.get('error') is None and tuning is not None:

@@ -165,8 +165,8 @@ options:
   synflood_guard_headroom_vars:
     description:
       - Variables of the tuning role for the headroom (only C(tuning_*) names, for example C(tuning_max),
-        C(tuning_policy)), checked like the tuning role's own; the others take the tuning role's defaults
-        (the play's own C(tuning_*) variables do not apply to the headroom).
+        C(tuning_policy)), checked like the tuning role's own, over the host's own C(tuning_*) variables
+        (group_vars, play vars, extra vars) and the tuning role's defaults.
       - C(tuning_persist) defaults to O(synflood_guard_persist).
       - They are used for this task only (no host facts), so they never outrank the play's own C(tuning_*)
         variables later in the run.

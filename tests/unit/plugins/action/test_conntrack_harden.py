@@ -110,6 +110,20 @@ def test_headroom_is_planned_from_the_same_read_and_applied_last():
     assert result['report']['headroom']['max'] == 4194304
 
 
+def test_the_hosts_own_tuning_variables_reach_the_headroom_under_the_headroom_vars():
+    knobs = sysctl_result({LOOSE: (1, 0)})
+    headroom = sysctl_result({MAX: (262144, 4194304)})
+    args = dict(PRESENT, synflood_guard_headroom=True, synflood_guard_mode='sysctl_only',
+                synflood_guard_headroom_vars={'tuning_max': 4194304})
+    # group_vars: tuning_buckets keep (applies), tuning_max 1048576 (the headroom's own value wins)
+    action = make_action(ActionModule, args, {'conntrack_info': info(initial=True),
+                                              'conntrack_sysctl': [knobs, headroom], 'conntrack_notrack': SAME_RULES},
+                         host_vars={'tuning_buckets': 'keep', 'tuning_max': 1048576, 'tuning_report': 'not an option'})
+    result = run(action)
+    assert not result.get('failed'), result
+    assert action.calls[3][1]['settings'] == {'max': 4194304}
+
+
 def test_a_refused_headroom_fails_before_any_change():
     args = dict(PRESENT, synflood_guard_headroom=True, synflood_guard_headroom_vars={'tuning_max': 3})
     action = make_action(ActionModule, args, {'conntrack_info': info(count=5, initial=True)})
