@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: conntrack_harden
 short_description: Harden a host against SYN floods, verified, in one task (the synflood_guard role's engine)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The engine of the C(netfilter.conntrack.synflood_guard) role, which is the normal way to use it (its variables
     are this module's options, same names, types and defaults; C(ansible-doc -t role netfilter.conntrack.synflood_guard)).
