@@ -16,13 +16,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.filter.synflood_role import (
     conntrack_synflood_report, conntrack_synflood_role)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_common import outcome
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import (
-    HARDEN_SPEC, INFO, NOTRACK, SYSCTL, TUNE_SPEC, Calls, ModuleFailed, finish, tuning_apply, tuning_plan,
+    HARDEN_SPEC, INFO, NOTRACK, SYSCTL, TUNE_SPEC, EngineAction, ModuleFailed, finish, tuning_apply, tuning_plan,
     tuning_verify)
 
 # Test hooks of the synflood_guard role (roles/synflood_guard/vars/main.yml), read from the host's variables.
@@ -49,23 +48,16 @@ def headroom_vars(args, play_tuning=None):
     return validated.validated_parameters, None
 
 
-class ActionModule(ActionBase):
+class ActionModule(EngineAction):
     """Harden one host against SYN floods (or remove the hardening), verified, in one task."""
 
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
-    _supports_async = False
+    SPEC = HARDEN_SPEC
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = self.validate_argument_spec(argument_spec=HARDEN_SPEC)[1]
-        host = task_vars.get('inventory_hostname', '')
-        check_mode = bool(self._task.check_mode)
+        result, args, host, check_mode, calls = self.start(tmp, task_vars)
         broken_from = str(self._templar.template(task_vars.get(BROKEN_FROM_VAR, '6.15')))
         overrides = self._templar.template(task_vars.get(KERNEL_OVERRIDES_VAR) or {})
-        calls = Calls(self, task_vars)
         plan, failure = {}, None
         tuning, tplan, tsysctl = None, {}, {}
         try:

@@ -11,27 +11,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import (
-    INFO, TUNE_SPEC, Calls, ModuleFailed, finish, tuning_apply, tuning_plan, tuning_verify)
+    INFO, TUNE_SPEC, EngineAction, ModuleFailed, finish, tuning_apply, tuning_plan, tuning_verify)
 
 
-class ActionModule(ActionBase):
+class ActionModule(EngineAction):
     """Size, apply, persist and verify the conntrack table of one host."""
 
-    TRANSFERS_FILES = False
-    _supports_check_mode = True
-    _supports_async = False
+    SPEC = TUNE_SPEC
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        args = self.validate_argument_spec(argument_spec=TUNE_SPEC)[1]
-        host = task_vars.get('inventory_hostname', '')
-        check_mode = bool(self._task.check_mode)
-        calls = Calls(self, task_vars)
+        result, args, host, check_mode, calls = self.start(tmp, task_vars)
         plan, sysctl, failure = {}, {}, None
         try:
             # a failure here (or nf_conntrack not loaded yet, which conntrack_sysctl loads) is judged by the plan

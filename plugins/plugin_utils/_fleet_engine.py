@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.plugins.action import ActionBase
+
 from ansible_collections.netfilter.conntrack.plugins.filter.tuning_role import (
     conntrack_tuning_report, conntrack_tuning_role)
 
@@ -106,6 +108,23 @@ class ModuleFailed(Exception):
 def essentials(result):
     """A module result without what the engine's result must not carry (see _DROPPED)."""
     return dict((key, value) for key, value in (result or {}).items() if key not in _DROPPED)
+
+
+class EngineAction(ActionBase):
+    """What both engines do before their own job: the task's result so far, its arguments checked against
+    ``SPEC``, the host, check mode and the module runner."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+    SPEC = {}
+
+    def start(self, tmp, task_vars):
+        """(result, args, host, check_mode, calls) of this task."""
+        result = super(EngineAction, self).run(tmp, task_vars)
+        args = self.validate_argument_spec(argument_spec=self.SPEC)[1]
+        return (result, args, task_vars.get('inventory_hostname', ''), bool(self._task.check_mode),
+                Calls(self, task_vars))
 
 
 class Calls(object):
