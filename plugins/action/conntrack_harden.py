@@ -5,10 +5,11 @@
 plugins/modules/conntrack_harden.py).
 
 Read once (conntrack_info); plan in Python (conntrack_synflood_role, and with headroom the tuning plan from the
-same read); only when every plan is good change anything: present = one conntrack_sysctl call (the knobs SYNPROXY
-needs are in force before its rules see a packet), one conntrack_notrack call, then the headroom's conntrack_sysctl
-call; absent = the rules removed first, then the knobs set back and forgotten in the persisted files. Verified from
-the modules' own results (conntrack_synflood_report, conntrack_tuning_report), one result.
+same read); only when every plan is good change anything, in one run of the conntrack_harden module on the host
+(plugins/module_utils/_steps.py), all or nothing: present = the knobs (SYNPROXY needs tcp_loose=0 in force before
+its rules see a packet), the rules, then the headroom's knobs; absent = the rules removed first, then the knobs set
+back and forgotten in the persisted files. Verified from the steps' own results (conntrack_synflood_report,
+conntrack_tuning_report), one result.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,10 +20,12 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netfilter.conntrack.plugins.filter.synflood_role import (
     conntrack_synflood_report, conntrack_synflood_role)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._hardenspec import HARDEN_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_common import outcome
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import (
-    HARDEN_SPEC, INFO, NOTRACK, SYSCTL, TUNE_SPEC, EngineAction, ModuleFailed, finish, tuning_apply, tuning_plan,
-    tuning_verify)
+    INFO, NOTRACK, SYSCTL, TUNE_SPEC, EngineAction, ModuleFailed, finish, tuning_plan, tuning_verify)
+
+HARDEN = 'netfilter.conntrack.conntrack_harden'  # the host-side half: every change in one process
 
 # Test hooks of the synflood_guard role (roles/synflood_guard/vars/main.yml), read from the host's variables.
 BROKEN_FROM_VAR = '__synflood_guard_timestamp_broken_from'
@@ -39,6 +42,10 @@ def headroom_vars(args, play_tuning=None):
         return None, None
     given = dict(play_tuning or {})
     given['tuning_persist'] = args['synflood_guard_persist']
+    given['tuning_namespace'] = ''  # the hardening, and so its headroom, is of the host's own namespace
+    if (args['synflood_guard_headroom_vars'] or {}).get('tuning_namespace'):
+        return None, ('synflood_guard_headroom_vars: tuning_namespace %r is not for the headroom, which sizes the '
+                      'table of the namespace the hardening runs in' % args['synflood_guard_headroom_vars']['tuning_namespace'])
     given.update(args['synflood_guard_headroom_vars'])
     if any(not str(name).startswith('tuning_') for name in given):
         return None, None  # the synflood plan names them
@@ -59,7 +66,7 @@ class ActionModule(EngineAction):
         broken_from = str(self._templar.template(task_vars.get(BROKEN_FROM_VAR, '6.15')))
         overrides = self._templar.template(task_vars.get(KERNEL_OVERRIDES_VAR) or {})
         plan, failure = {}, None
-        tuning, tplan, tsysctl = None, {}, {}
+        tuning, tplan = None, {}
         try:
             # a failure here is judged by the plan (the host fails with it, nothing is changed)
             info = calls.run('info', INFO, {}, judge_failure=True)
@@ -75,11 +82,13 @@ class ActionModule(EngineAction):
                 if tplan.get('error') or tplan.get('refusal'):
                     plan = dict(plan, error='headroom (tuning): %s' % (tplan.get('error') or tplan.get('refusal')))
             if plan.get('error') is None:
-                self._apply(calls, plan, args)
-                if tuning is not None:
-                    tsysctl = tuning_apply(calls, tplan, step='headroom_sysctl')
+                steps = self._steps(plan, args, info)
+                if tuning is not None and tplan.get('apply'):
+                    steps.append(('headroom_sysctl', SYSCTL, tplan['args']))
+                calls.run_steps(HARDEN, steps)
         except ModuleFailed as exc:
             failure = exc
+        tsysctl = calls.results.get('headroom_sysctl') or {}
         info = calls.results.get('info') or {}
         report = conntrack_synflood_report(
             plan, info, self._knobs_result(calls), calls.results.get('rules') or {}, args, check_mode=check_mode,
@@ -98,22 +107,25 @@ class ActionModule(EngineAction):
             return True  # the persisted table file is not part of the read
         return ((info.get('kernel') or {}).get('owned_nft_table')) is not False
 
-    def _apply(self, calls, plan, args):
+    def _steps(self, plan, args, info):
+        """The changes of the plan, in order, as [(step, module, its arguments)]."""
         persist = args['synflood_guard_persist']
-        info = calls.results.get('info') or {}
         if args['synflood_guard_state'] == 'present':
             # the knobs first: SYNPROXY needs tcp_loose=0 in force before its rules see a packet
-            calls.run('sysctl', SYSCTL, {'settings': plan['settings'], 'persist': persist})
+            steps = [('sysctl', SYSCTL, {'settings': plan['settings'], 'persist': persist})]
             if self._rules_call_needed(plan, args, info, plan['rules']):
-                calls.run('rules', NOTRACK, {'rules': plan['rules'], 'drop_invalid': plan['drop_invalid'],
-                                             'exclusive': True, 'persist': persist})
-            return
+                steps.append(('rules', NOTRACK, {'rules': plan['rules'], 'drop_invalid': plan['drop_invalid'],
+                                                 'exclusive': True, 'persist': persist}))
+            return steps
         # the rules go first, then the knobs (tcp_loose=1 only once SYNPROXY no longer answers)
+        steps = []
         if self._rules_call_needed(plan, args, info, []):
-            calls.run('rules', NOTRACK, {'rules': [], 'drop_invalid': False, 'exclusive': True, 'persist': persist})
-        calls.run('sysctl', SYSCTL, {'settings': plan['absent_settings']})
+            steps.append(('rules', NOTRACK, {'rules': [], 'drop_invalid': False, 'exclusive': True,
+                                             'persist': persist}))
+        steps.append(('sysctl', SYSCTL, {'settings': plan['absent_settings']}))
         if persist:
-            calls.run('unpersist', SYSCTL, {'settings': plan['unpersist_settings'], 'state': 'absent'})
+            steps.append(('unpersist', SYSCTL, {'settings': plan['unpersist_settings'], 'state': 'absent'}))
+        return steps
 
     @staticmethod
     def _knobs_result(calls):

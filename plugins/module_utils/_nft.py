@@ -219,11 +219,13 @@ def check_persist(params, initial_namespace):
                              'loads; create the rules from whatever creates the namespace instead')
 
 
-def apply_table(result, params, current_text, after_text, changed, check_mode):
+def apply_table(result, params, current_text, after_text, changed, check_mode, files=None):
     """Add the diff to ``result``; check the new table with ``nft -c``, persist it when asked, then apply it.
+    Returns True when the table in the kernel was replaced.
 
     The order makes a failure change nothing: a table nft refuses is refused before any file is written,
-    and files written for a table that then fails to apply are put back.
+    and files written for a table that then fails to apply are put back. ``files`` (a ``FileChanges``) keeps
+    the file changes for a caller that may have to undo them later (``undo_table``).
     """
     result['diff'] = dict(before=current_text or '', after=after_text or '',
                           before_header='nft list table %s %s' % (TABLE_FAMILY, TABLE_NAME),
@@ -233,7 +235,7 @@ def apply_table(result, params, current_text, after_text, changed, check_mode):
         rc, _out, err = run_nft(['-c', '-f', '-'], stdin=transaction(after_text))
         if rc != 0:
             raise nft_error(err, 'checking the rendered table')
-    files = FileChanges()
+    files = FileChanges() if files is None else files
     if params.get('persist'):
         paths = [DEFAULT_PERSIST_FILE if params.get(key) is None else params[key]
                  for key in ('persist_file', 'unit_file')]
@@ -246,6 +248,20 @@ def apply_table(result, params, current_text, after_text, changed, check_mode):
         rc, _out, err = run_nft(['-f', '-'], stdin=transaction(after_text))
         if rc != 0:
             raise files.undo(nft_error(err, 'applying the table'))
+        return True
+    return False
+
+
+def undo_table(before_text, applied, files):
+    """Put back what a successful ``apply_table`` changed: the table as ``before_text`` (None: no table) when
+    ``applied``, then the files. Returns what could not be put back ([] when all was)."""
+    failed = []
+    if applied:
+        rc, _out, err = run_nft(['-f', '-'], stdin=transaction(before_text))
+        if rc != 0:
+            failed.append('the nft table %s %s (%s)' % (TABLE_FAMILY, TABLE_NAME, (err or '').strip()))
+    failed.extend('%s (file)' % path for path in files.rollback())
+    return failed
 
 
 UNIT_TEXT = '''# Managed by Ansible (netfilter.conntrack); loads the collection's nft table at boot.

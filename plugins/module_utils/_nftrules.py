@@ -17,12 +17,12 @@ import hashlib
 import json
 import os
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import PORT_PROTO_NAMES
-from ansible_collections.netfilter.conntrack.plugins.module_utils._files import read_file
+from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, read_file
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import (
-    CHAINS, COMMENT_RE, TABLE_FAMILY, TABLE_NAME, apply_table, check_persist, drop_invalid_of, parse_table,
-    read_table, render_table)
+    CHAINS, COMMENT_RE, PERSIST_ARGSPEC, TABLE_FAMILY, TABLE_NAME, apply_table, check_persist, drop_invalid_of,
+    parse_table, read_table, render_table, undo_table)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._validate import (
     check_ifname, parse_int, parse_network, parse_port_spec)
 
@@ -52,6 +52,15 @@ NOTRACK_RULE_SPEC = dict(
     )),
     connlimit=dict(type='int'),
 )
+# conntrack_notrack's options: the module's form and conntrack_harden's steps share them
+NOTRACK_ARGSPEC = dict(
+    rules=dict(type='list', elements='dict', default=[], options=NOTRACK_RULE_SPEC),
+    exclusive=dict(type='bool', default=False),
+    drop_invalid=dict(type='bool'),
+)
+NOTRACK_ARGSPEC.update(PERSIST_ARGSPEC)
+NOTRACK_ARGSPEC.update(NAMESPACE_ARGSPEC)
+
 SYNPROXY_DEFAULTS = dict(mss=1460, wscale=7, timestamp=False, sack_perm=True)
 MATCH_OPTIONS = ('proto', 'dport', 'sport', 'src', 'dst', 'iif', 'oif')
 
@@ -271,9 +280,19 @@ class NotrackPlan(object):
             (self.present if state == 'present' else self.absent).append((rid, canon))
         check_persist(params, initial_namespace)
         self.warnings = []
+        self.before_text = None  # the table as run() found it
+        self.applied = False  # run() replaced the table in the kernel
+        self.files = FileChanges()  # the persisted files run() wrote or removed
+
+    def undo(self):
+        """Put back what a successful ``run()`` changed (a later step of the same task failed): the table as it
+        was, then the persisted files. Returns what could not be put back ([] when all was)."""
+        failed = undo_table(self.before_text, self.applied, self.files)
+        self.applied = False
+        return failed
 
     def run(self, check_mode):
-        current_text = read_table()
+        current_text = self.before_text = read_table()
         current = parse_table(current_text)
         params = self.params
         have = current.ids('notrack')
@@ -334,7 +353,7 @@ class NotrackPlan(object):
         result = dict(changed=changed, table='%s %s' % (TABLE_FAMILY, TABLE_NAME),
                       rules=[dict(want_new[rid], id=rid) for rid in sorted(want_new)],
                       kept=sorted(keep), removed=sorted(have - desired), drop_invalid=bool(drops))
-        apply_table(result, params, current_text, after_text, changed, check_mode)
+        self.applied = apply_table(result, params, current_text, after_text, changed, check_mode, self.files)
         result['in_force'] = None if check_mode else self.in_force(desired, want_drops, None if changed else current)
         return result, self.warnings
 

@@ -7,10 +7,37 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC, ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._files import FileChanges, file_mode, read_file
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl as knobs
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctlfiles as boot
+
+
+# conntrack_sysctl's options, and the checks between them: the module's form and conntrack_harden's steps share them
+SYSCTL_ARGSPEC = dict(
+    name=dict(type='str'),
+    value=dict(type='raw'),
+    settings=dict(type='dict'),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    apply=dict(type='bool', default=True),
+    persist=dict(type='bool', default=False),
+    force=dict(type='bool', default=False),
+    sysctl_file=dict(type='path', default=boot.DEFAULT_SYSCTL_FILE),
+    modprobe_file=dict(type='path', default=boot.DEFAULT_MODPROBE_FILE),
+    modules_load_file=dict(type='path', default=boot.DEFAULT_MODULES_LOAD_FILE),
+    conntrack_module=dict(type='str', default='auto', choices=['auto', 'builtin', 'loadable']),
+    load_module=dict(type='bool', default=False),
+)
+SYSCTL_ARGSPEC.update(NAMESPACE_ARGSPEC)
+SYSCTL_CHECKS = dict(mutually_exclusive=[('name', 'settings')], required_by={'value': 'name'})
+
+
+def sysctl_task(params, check_mode, run_command, initial_namespace):
+    """One conntrack_sysctl task: (result, the SysctlManager that ran it, whose ``undo()`` puts its change back).
+    ``run_command(argv)`` -> (rc, out, err) runs modprobe for ``load_module``."""
+    load_conntrack(params, check_mode, run_command)
+    manager = SysctlManager(params, initial_namespace=initial_namespace, namespace=params.get('namespace'))
+    return manager.run(check_mode=check_mode), manager
 
 
 class SysctlManager(object):
@@ -32,6 +59,8 @@ class SysctlManager(object):
             knobs.conntrack_module_kind() if kind == 'auto' else kind)
         self.catalogue = knobs.read_catalogue(netfilter_dir)
         self.loaded = any(not knob.companion for knob in self.catalogue.values())
+        self.files = FileChanges()  # the files this run wrote or removed
+        self.applied = []  # [(Knob, old value)] written by this run
 
     # -- input
     def requested(self):
@@ -147,8 +176,6 @@ class SysctlManager(object):
             return result
 
         # a failure anywhere puts back what was already changed: the runtime values, then the files
-        self.files = FileChanges()
-        self.applied = []
         try:
             if state == 'present' and params.get('apply', True):
                 self._apply(plan, check_mode, result, diffs)
@@ -219,6 +246,14 @@ class SysctlManager(object):
             result['settings'][knob.sysctl]['new'] = now
             if now != value:
                 self.warnings.append('%s: wrote %d, the kernel reports %s' % (knob.sysctl, value, now))
+
+    def undo(self):
+        """Put back what a successful ``run()`` changed (a later step of the same task failed): the files as they
+        were, then the old runtime values. Returns what could not be put back ([] when all was)."""
+        failed = ['%s (file)' % path for path in self.files.rollback()]
+        failed.extend(self._restore(self.applied))
+        self.applied = []
+        return failed
 
     def _restore(self, done):
         """Write the old values back; returns what could not be (also as warnings)."""

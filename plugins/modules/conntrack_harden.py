@@ -7,7 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Documentation only: the work is done on the controller by the action plugin plugins/action/conntrack_harden.py.
+# The action plugin plugins/action/conntrack_harden.py reads and plans on the controller; this module is the host-side
+# half it runs once with the changes as _steps (plugins/module_utils/_steps.py).
 DOCUMENTATION = r'''
 module: conntrack_harden
 short_description: Harden a host against SYN floods, verified, in one task (the synflood_guard role's engine)
@@ -18,16 +19,20 @@ description:
   - One task per host. It reads everything once with M(netfilter.conntrack.conntrack_info) (the table, the kernel
     release, nft SYNPROXY support, the TCP stack knobs, the namespace) and checks every input and what the kernel
     supports on the controller before it changes anything.
-  - V(present) - one M(netfilter.conntrack.conntrack_sysctl) call sets the knobs the mode needs (they are in force
-    before the rules see a packet), then one M(netfilter.conntrack.conntrack_notrack) call puts the rules in the
-    collection's nft table in one atomic change. With O(synflood_guard_headroom) the tuning plan (as
+  - Then one module process on the host makes every change, in this order.
+  - V(present) - the knobs the mode needs, as M(netfilter.conntrack.conntrack_sysctl) sets them (they are in force
+    before the rules see a packet), then the rules in the collection's nft table in one atomic change, as
+    M(netfilter.conntrack.conntrack_notrack) makes it. With O(synflood_guard_headroom) the tuning plan (as
     M(netfilter.conntrack.conntrack_tune) computes it) is made from the same read, checked with the rest before any
-    change, and applied by one more M(netfilter.conntrack.conntrack_sysctl) call.
+    change, and applied last.
   - V(absent) - the rules are removed first, then the knobs are set back to O(synflood_guard_absent_sysctls) and,
     with O(synflood_guard_persist), removed from the persisted files.
-  - Verification comes from those calls' own results (knobs read back after the write, the nft table read back
-    after the change). Returns one result, C(msg) being the host's one line; a refusal, an input error, a module
-    failure or something not in force fails the task with C(msg) saying why; nothing after a failing module call runs.
+  - All or nothing - when a change fails, every change made before it is put back (the knobs' old values, the nft
+    table as it was, the persisted files as they were) and the task fails naming the step, the option and what
+    was put back. A change that could not be put back is named in C(msg).
+  - Verification comes from the changes' own results (knobs read back after the write, the nft table read back
+    after the change). Returns one result, C(msg) being the host's one line; a refusal, an input error, a failed
+    change or something not in force fails the task with C(msg) saying why.
   - Never flushes the table; established connections (the management session too) keep working.
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
@@ -35,7 +40,9 @@ extends_documentation_fragment:
   - netfilter.conntrack.attributes
 attributes:
   action:
-    description: Runs on the controller as an action plugin, which runs the collection's modules on the host.
+    description:
+      - Runs on the controller as an action plugin, which reads the host with M(netfilter.conntrack.conntrack_info)
+        and makes the changes with this module, in one process on the host.
     support: full
     details:
       - Runs M(netfilter.conntrack.conntrack_info), then at most two M(netfilter.conntrack.conntrack_sysctl) calls and
@@ -202,6 +209,26 @@ options:
       tcp_loose: 1
       tcp_timeout_syn_sent: 120
       tcp_timeout_syn_recv: 60
+  _steps:
+    description:
+      - Internal, set by the action plugin; not for tasks. The changes to make on the host, in order, each with the
+        options of its module (checked as that module checks them before any change).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The step's name (C(sysctl), C(rules), C(unpersist), C(headroom_sysctl)); its result's key.
+        type: str
+        required: true
+      module:
+        description: The module whose change this step makes.
+        type: str
+        required: true
+        choices: [conntrack_notrack, conntrack_sysctl]
+      args:
+        description: That module's options.
+        type: dict
+        default: {}
 '''
 
 EXAMPLES = r'''
@@ -244,9 +271,10 @@ report:
   type: dict
 calls:
   description:
-    - The results of the module calls made, by step - C(info), C(sysctl), C(rules) (M(netfilter.conntrack.conntrack_notrack)),
-      C(unpersist) (V(absent) with O(synflood_guard_persist)) and C(headroom_sysctl) - without their arguments,
-      facts, diffs and bulk.
+    - The results of the read and of each change, by step - C(info), C(sysctl), C(rules)
+      (as M(netfilter.conntrack.conntrack_notrack) returns it), C(unpersist) (V(absent) with O(synflood_guard_persist))
+      and C(headroom_sysctl) - without their arguments, facts, diffs and bulk. A change put back after a later one
+      failed has C(undone=true); the failed one has C(undone), the steps put back.
   returned: when the arguments are valid
   type: dict
 diff:
@@ -259,3 +287,35 @@ warnings:
   type: list
   elements: str
 '''
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._hardenspec import HARDEN_SPEC
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
+from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
+from ansible_collections.netfilter.conntrack.plugins.module_utils._steps import STEP_SPEC, check_steps, run_steps
+
+
+def main():
+    argument_spec = dict(HARDEN_SPEC, _steps=dict(type='list', elements='dict', options=STEP_SPEC))
+    module = new_module(argument_spec, supports_check_mode=True)
+
+    def work(params, check_mode):
+        if params['_steps'] is None:
+            raise ConntrackError('_steps: conntrack_harden runs through its action plugin (the collection installed '
+                                 'as a whole), which reads and plans on the controller; nothing was changed',
+                                 option='_steps')
+        checked = check_steps(params['_steps'])
+        results, failure = run_steps(checked, check_mode, lambda argv: module.run_command(
+            [module.get_bin_path(argv[0], required=True)] + argv[1:]), in_initial_namespace())
+        for result in results.values():
+            if not module._diff:  # pylint: disable=protected-access
+                result.pop('diff', None)
+        if failure:
+            raise ConntrackError(failure, option='_steps', steps=results)
+        return dict(changed=any(result.get('changed') for result in results.values()), steps=results)
+
+    run(module, work)
+
+
+if __name__ == '__main__':
+    main()

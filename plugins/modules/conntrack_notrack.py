@@ -222,21 +222,12 @@ namespace:
   sample: null
 '''
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nft import PERSIST_ARGSPEC
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import NOTRACK_RULE_SPEC, NotrackPlan, plan_runner
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nftrules import NOTRACK_ARGSPEC, NotrackPlan, plan_runner
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
 
 
 def main():
-    argument_spec = dict(
-        rules=dict(type='list', elements='dict', default=[], options=NOTRACK_RULE_SPEC),
-        exclusive=dict(type='bool', default=False),
-        drop_invalid=dict(type='bool'),
-    )
-    argument_spec.update(PERSIST_ARGSPEC)
-    argument_spec.update(NAMESPACE_ARGSPEC)
-    module = new_module(argument_spec, supports_check_mode=True)
+    module = new_module(NOTRACK_ARGSPEC, supports_check_mode=True)
     run(module, plan_runner(NotrackPlan))
 
 

@@ -259,41 +259,18 @@ namespace:
   sample: null
 '''
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._common import NAMESPACE_ARGSPEC
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import in_initial_namespace
 from ansible_collections.netfilter.conntrack.plugins.module_utils._runner import new_module, run
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctlfiles, _sysctltask
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctltask import (
+    SYSCTL_ARGSPEC, SYSCTL_CHECKS, sysctl_task)
 
 
 def main():
-    argument_spec = dict(
-        name=dict(type='str'),
-        value=dict(type='raw'),
-        settings=dict(type='dict'),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        apply=dict(type='bool', default=True),
-        persist=dict(type='bool', default=False),
-        force=dict(type='bool', default=False),
-        sysctl_file=dict(type='path', default=_sysctlfiles.DEFAULT_SYSCTL_FILE),
-        modprobe_file=dict(type='path', default=_sysctlfiles.DEFAULT_MODPROBE_FILE),
-        modules_load_file=dict(type='path', default=_sysctlfiles.DEFAULT_MODULES_LOAD_FILE),
-        conntrack_module=dict(type='str', default='auto', choices=['auto', 'builtin', 'loadable']),
-        load_module=dict(type='bool', default=False),
-    )
-    argument_spec.update(NAMESPACE_ARGSPEC)
-    module = new_module(
-        argument_spec,
-        mutually_exclusive=[('name', 'settings')],
-        required_by={'value': 'name'},
-        supports_check_mode=True,
-    )
+    module = new_module(SYSCTL_ARGSPEC, supports_check_mode=True, **SYSCTL_CHECKS)
 
     def work(params, check_mode):
-        _sysctltask.load_conntrack(params, check_mode, lambda argv: module.run_command(
-            [module.get_bin_path(argv[0], required=True)] + argv[1:]))
-        manager = _sysctltask.SysctlManager(params, initial_namespace=in_initial_namespace(),
-                                            namespace=params['namespace'])
-        return manager.run(check_mode=check_mode)
+        return sysctl_task(params, check_mode, lambda argv: module.run_command(
+            [module.get_bin_path(argv[0], required=True)] + argv[1:]), in_initial_namespace())[0]
 
     run(module, work)
 

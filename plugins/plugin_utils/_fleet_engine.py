@@ -61,34 +61,6 @@ TUNE_SPEC = {
     'tuning_report_detail': {'type': 'bool', 'default': False},
 }
 
-# The options of conntrack_harden: the synflood_guard role's variables (roles/synflood_guard/meta/argument_specs.yml).
-HARDEN_SPEC = {
-    'synflood_guard_state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
-    'synflood_guard_mode': {'type': 'str', 'default': 'synproxy', 'choices': ['synproxy', 'notrack', 'sysctl_only']},
-    'synflood_guard_ports': {'type': 'list', 'elements': 'int', 'default': []},
-    'synflood_guard_ports_ipv4': {'type': 'list', 'elements': 'int', 'default': []},
-    'synflood_guard_ports_ipv6': {'type': 'list', 'elements': 'int', 'default': []},
-    'synflood_guard_synproxy_mss': {'type': 'int', 'default': 1460},
-    'synflood_guard_synproxy_wscale': {'type': 'int', 'default': 7},
-    'synflood_guard_synproxy_timestamp': {'type': 'raw', 'default': 'auto'},
-    'synflood_guard_synproxy_sack_perm': {'type': 'bool', 'default': True},
-    'synflood_guard_connlimit': {'type': 'int', 'default': 0},
-    'synflood_guard_drop_invalid': {'type': 'bool', 'default': True},
-    'synflood_guard_timeouts': {'type': 'dict', 'default': {'tcp_timeout_syn_sent': 30, 'tcp_timeout_syn_recv': 30}},
-    'synflood_guard_sysctls': {'type': 'dict', 'default': {}},
-    'synflood_guard_tcp_syncookies': {'type': 'int', 'default': 1, 'choices': [1, 2]},
-    'synflood_guard_tcp_timestamps': {'type': 'int', 'default': 1, 'choices': [1, 2]},
-    'synflood_guard_tcp_max_syn_backlog': {'type': 'int', 'default': 4096},
-    'synflood_guard_headroom': {'type': 'bool', 'default': False},
-    'synflood_guard_headroom_vars': {'type': 'dict', 'default': {}},
-    'synflood_guard_persist': {'type': 'bool', 'default': True},
-    'synflood_guard_verify': {'type': 'bool', 'default': True},
-    'synflood_guard_absent_sysctls': {'type': 'dict', 'default': {
-        'tcp_loose': 1, 'tcp_timeout_syn_sent': 120, 'tcp_timeout_syn_recv': 60}},
-    'synflood_guard_warn_percent': {'type': 'int', 'default': 80},
-    'synflood_guard_report_detail': {'type': 'bool', 'default': False},
-}
-
 # What a module result keeps in the engine's result: not its arguments (invocation), not facts (they would become
 # the host's facts through the engine), not what the engine moves to the top (diff, warnings, deprecations), not
 # the bulk a report never reads (every knob's value, per-CPU statistics, the knob catalogue).
@@ -149,16 +121,44 @@ class Calls(object):
         result = self._action._execute_module(  # pylint: disable=protected-access
             module_name=module, module_args=args, task_vars=self._task_vars)
         result = dict(result or {})
+        self._keep(step, result)
+        if result.get('failed') and not judge_failure:
+            raise ModuleFailed(module, result)
+        return result
+
+    def run_steps(self, module, steps):
+        """Run ``module`` (conntrack_harden's host-side half) once with ``steps`` ([(step, module, args)], None
+        values left out) as its ``_steps``; keep each step's result under its name as ``run`` keeps a module's.
+        A failed step (every step before it put back on the host) raises ModuleFailed naming that step's module;
+        so does a failure before any step ran."""
+        if not steps:
+            return
+        payload = [{'name': step, 'module': name.rsplit('.', 1)[-1],
+                    'args': dict((key, value) for key, value in (args or {}).items() if value is not None)}
+                   for step, name, args in steps]
+        result = dict(self._action._execute_module(  # pylint: disable=protected-access
+            module_name=module, module_args={'_steps': payload}, task_vars=self._task_vars) or {})
         self.warnings.extend(result.get('warnings') or [])
+        self.deprecations.extend(result.get('deprecations') or [])
+        done = result.get('steps') or {}
+        for step, name, _args in steps:
+            if step not in done:
+                continue
+            self._keep(step, dict(done[step]))
+            if done[step].get('failed'):
+                raise ModuleFailed(name, self.results[step])
+        if result.get('failed'):
+            raise ModuleFailed(module, result)
+
+    def _keep(self, step, result):
+        """Keep ``result`` under ``step``; gather its warnings and diffs."""
+        self.warnings.extend(result.pop('warnings', None) or [])
         self.deprecations.extend(result.get('deprecations') or [])
         if result.get('diff'):
             diff = result['diff']
             self.diffs.extend(diff if isinstance(diff, list) else [diff])
         self.results[step] = result
         self.order.append(step)
-        if result.get('failed') and not judge_failure:
-            raise ModuleFailed(module, result)
-        return result
 
     @property
     def changed(self):

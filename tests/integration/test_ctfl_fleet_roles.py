@@ -221,3 +221,49 @@ def test_headroom_vars_do_not_outlive_the_include(fleet):
     assert rc == 0, out[-5000:]
     assert re.search(r'headroom would change max \d+->4194304', host_lines(out, 'vm')[0]), out[-3000:]
     assert recap(out)['failed'] == 0
+
+
+FAILING_NFT = '''#!/bin/sh
+# nft for the ctfl test: reads and checks pass through, the change itself is refused (after the knobs were set)
+for arg in "$@"; do [ "$arg" = "-c" ] && exec %(nft)s "$@"; done
+if [ "$1" = "-f" ]; then cat >/dev/null; echo "Error: refused by the ctfl test" >&2; exit 1; fi
+exec %(nft)s "$@"
+'''
+
+FAILING_PLAY = '''
+- name: Harden while nft refuses the change
+  hosts: %(host)s
+  gather_facts: false
+  environment:
+    PATH: "%(bin)s:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  roles:
+    - role: netfilter.conntrack.synflood_guard
+      vars:
+        synflood_guard_ports: [8081]
+        synflood_guard_persist: false
+'''
+
+
+def test_a_failing_rules_change_puts_the_knobs_back(fleet):
+    """All or nothing on the real kernel: the knobs are set, then nft refuses the rules; the task fails naming what
+    it put back, and every knob reads as before (the change happens in one module process on the host)."""
+    host = fleet['hosts'][1]
+    knobs = ('nf_conntrack_tcp_loose', 'nf_conntrack_tcp_timeout_syn_recv', 'nf_conntrack_tcp_timeout_syn_sent')
+    rc, out = play(fleet, HARDEN, limit=host, synflood_guard_state='absent', synflood_guard_persist=False)
+    assert rc == 0, out[-3000:]
+    before = dict((knob, ns_read(fleet, host, knob)) for knob in knobs)
+    assert before['nf_conntrack_tcp_loose'] == 1
+    directory = fleet['dir'] / 'failing-nft'
+    directory.mkdir()
+    nft = directory / 'nft'
+    real = subprocess.run(['sh', '-c', 'command -v nft'], capture_output=True, text=True, check=True).stdout.strip()
+    nft.write_text(FAILING_NFT % {'nft': real})
+    nft.chmod(0o755)
+    playbook = fleet['dir'] / 'failing.yml'
+    playbook.write_text(FAILING_PLAY % {'host': host, 'bin': str(directory)})
+    rc, out = play(fleet, str(playbook))
+    assert rc != 0, out[-3000:]
+    assert 'refused by the ctfl test' in out and 'put back what the steps before it changed (sysctl)' in out, out[-3000:]
+    assert dict((knob, ns_read(fleet, host, knob)) for knob in knobs) == before
+    table = fleet['lab'].exec(host, ['nft', 'list', 'table', 'inet', 'netfilter_conntrack'], check=False)
+    assert table.returncode != 0 or '8081' not in table.stdout

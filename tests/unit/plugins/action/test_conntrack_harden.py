@@ -185,3 +185,53 @@ def test_the_rules_call_runs_with_ports_or_persisted_files_whatever_the_read_say
                                                   'conntrack_sysctl': sysctl_result(), 'conntrack_notrack': SAME_RULES})
         run(action)
         assert 'conntrack_notrack' in names(action), args
+
+
+def test_every_change_is_one_module_process_on_the_host():
+    knobs = sysctl_result({LOOSE: (1, 0)})
+    headroom = sysctl_result({MAX: (262144, 4194304)})
+    args = dict(PRESENT, synflood_guard_headroom=True, synflood_guard_headroom_vars={'tuning_max': 4194304})
+    action = make_action(ActionModule, args, {'conntrack_info': info(initial=True),
+                                              'conntrack_sysctl': [knobs, headroom], 'conntrack_notrack': RULES})
+    result = run(action)
+    assert action.processes == ['conntrack_info', 'conntrack_harden'] and not result.get('failed'), result
+    assert set(result['calls']) == {'info', 'sysctl', 'rules', 'headroom_sysctl'}
+
+
+def test_a_failing_rules_step_fails_the_task_with_the_knobs_put_back():
+    knobs = sysctl_result({LOOSE: (1, 0)})
+    failed = {'failed': True, 'changed': False, 'msg': 'applying the table: Error: injected; put back what the '
+              'steps before it changed (sysctl)'}
+    action = make_action(ActionModule, PRESENT, {'conntrack_info': info(), 'conntrack_sysctl': knobs,
+                                                 'conntrack_notrack': failed})
+    result = run(action)
+    assert result['failed'] is True and result['changed'] is False
+    assert result['msg'].startswith('conntrack_notrack: applying the table') and 'put back' in result['msg']
+    assert result['calls']['sysctl']['undone'] is True and result['calls']['rules']['undone'] == ['sysctl']
+
+
+def test_a_host_side_failure_before_any_step_fails_the_task():
+    crashed = {'failed': True, 'msg': 'MODULE FAILURE', 'module_stderr': 'Killed'}
+    action = make_action(ActionModule, PRESENT, {'conntrack_info': info(), 'conntrack_harden': crashed})
+    result = run(action)
+    assert result['failed'] is True and result['msg'] == 'conntrack_harden: MODULE FAILURE'
+    assert set(result['calls']) == {'info'}
+
+
+def test_a_headroom_in_another_namespace_is_refused():
+    args = dict(PRESENT, synflood_guard_headroom=True, synflood_guard_headroom_vars={'tuning_namespace': 'ns1'})
+    action = make_action(ActionModule, args, {'conntrack_info': info(initial=True)})
+    result = run(action)
+    assert action.processes == ['conntrack_info']
+    assert result['failed'] is True and "tuning_namespace 'ns1' is not for the headroom" in result['msg']
+
+
+def test_a_host_tuning_namespace_does_not_move_the_headroom():
+    knobs = sysctl_result({LOOSE: (1, 0)})
+    args = dict(PRESENT, synflood_guard_headroom=True, synflood_guard_headroom_vars={'tuning_max': 4194304})
+    action = make_action(ActionModule, args, {'conntrack_info': info(initial=True),
+                                              'conntrack_sysctl': [knobs, sysctl_result({MAX: (262144, 4194304)})],
+                                              'conntrack_notrack': RULES}, host_vars={'tuning_namespace': 'ns1'})
+    result = run(action)
+    assert not result.get('failed'), result
+    assert all('namespace' not in step_args for _name, step_args in action.calls[1:])

@@ -3,7 +3,8 @@ import pytest
 import yaml
 
 from ansible_collections.netfilter.conntrack.plugins.modules import conntrack_harden, conntrack_tune
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import HARDEN_SPEC, TUNE_SPEC
+from ansible_collections.netfilter.conntrack.plugins.module_utils._hardenspec import HARDEN_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_engine import TUNE_SPEC
 
 from fleet_inputs import load
 
@@ -15,6 +16,7 @@ def test_one_vocabulary(role, spec, module):
     role_spec = load('roles/%s/meta/argument_specs.yml' % role)['argument_specs']['main']['options']
     defaults = load('roles/%s/defaults/main.yml' % role)
     docs = yaml.safe_load(module.DOCUMENTATION)['options']
+    docs = dict((name, option) for name, option in docs.items() if not name.startswith('_'))  # internal (_steps)
     assert set(spec) == set(role_spec) == set(defaults) == set(docs)
     for name, option in spec.items():
         for source in (role_spec[name], docs[name]):
@@ -25,7 +27,8 @@ def test_one_vocabulary(role, spec, module):
 
 
 @pytest.mark.parametrize('role,spec,module', CASES)
-def test_the_modules_are_documentation_only(role, spec, module):
-    assert not hasattr(module, 'main')
+def test_the_modules_docs_parse(role, spec, module):
+    # conntrack_tune's module is documentation only; conntrack_harden's is the host-side half (_steps)
+    assert hasattr(module, 'main') is (role == 'synflood_guard')
     yaml.safe_load(module.EXAMPLES)
     yaml.safe_load(module.RETURN)
