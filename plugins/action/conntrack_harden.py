@@ -99,8 +99,9 @@ class ActionModule(EngineAction):
 
     @staticmethod
     def _rules_call_needed(plan, args, info, rules):
-        """False only when the conntrack_notrack call could change nothing: no rules wanted, nothing persisted, and
-        the read says the collection's nft table does not exist (so there is nothing to remove either)."""
+        """False only when the rules step (conntrack_notrack) could change nothing: no rules wanted, nothing
+        persisted, and the read says the collection's nft table does not exist (so there is nothing to remove
+        either)."""
         if rules or (plan['drop_invalid'] and args['synflood_guard_state'] == 'present'):
             return True
         if args['synflood_guard_persist']:

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """synflood_guard's plan and report, one host at a time.
 
-The role does one conntrack_info call, one conntrack_sysctl call and one conntrack_notrack call per host;
-everything between and after those calls is here, in Python, unit-tested:
+The role reads each host with one conntrack_info call and makes every change in one conntrack_harden module run
+(its steps: the knobs as conntrack_sysctl sets them, the rules as conntrack_notrack sets them); everything between
+and after those calls is here, in Python, unit-tested:
 
 * ``conntrack_synflood_role``: the input checks, the checks against the host (SYNPROXY, kernel release,
   namespace) and the plan (the knobs, the rules, the SYNPROXY options);
