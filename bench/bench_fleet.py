@@ -68,6 +68,18 @@ def recap(text):
     return changed, changed, failed
 
 
+def host_lines(text, hosts):
+    """The median over ``hosts`` of the output lines that name the host (its task lines, its report row, its recap
+    line): what one more host adds to the output, without the banners and summaries printed once per batch."""
+    pattern = re.compile(r'(?:^|[\s"\[(])(%s)(?=[\s"\]):,]|$)' % '|'.join(re.escape(h) for h in hosts), re.M)
+    counts = dict((host, 0) for host in hosts)
+    for line in text.splitlines():
+        for host in set(pattern.findall(line)):
+            counts[host] += 1
+    ordered = sorted(counts.values())
+    return ordered[len(ordered) // 2] if ordered else 0
+
+
 def timed(argv, env):
     """Run ``argv``; return (seconds, peak RSS of the command and its processes in MiB, output text, rc)."""
     started = time.time()
@@ -112,6 +124,7 @@ def run(args):
             lines = len(out.splitlines())
             rows.append(dict(key=key, label=label, callback=callback, seconds=round(seconds, 1), rss_mib=round(rss, 1),
                              lines=lines, lines_per_host=round(lines / float(args.hosts), 2), rc=rc,
+                             lines_naming_host=host_lines(out, lab.hosts),
                              changed_hosts=changed_hosts, changed_tasks=changed_tasks, failed_hosts=failed))
             print('%-16s %-8s %7.1f s  rss %6.1f MiB  %6d lines (%.2f/host)  changed %d hosts  failed %d  rc %d'
                   % (key, callback, seconds, rss, lines, lines / float(args.hosts), changed_hosts, failed, rc), flush=True)
@@ -148,6 +161,9 @@ def verdicts(data):
         most = max(default, key=lambda r: r['lines_per_host'])
         out.append(('<= 2 lines per host (default callback)', most['lines_per_host'] <= 2.0,
                     'most: %s %.2f' % (most['label'], most['lines_per_host'])))
+        most = max(default, key=lambda r: r.get('lines_naming_host', 0))
+        out.append(('<= 2 lines naming each host (default callback)', most.get('lines_naming_host', 0) <= 2,
+                    'most: %s %d' % (most['label'], most.get('lines_naming_host', 0))))
     return out
 
 
@@ -160,18 +176,21 @@ def write(data):
              'traffic %.0f s (%d of %d hosts with entries).'
              % (data['date'], platform.release(), os.cpu_count(), data['hosts'], data['forks'], data['lab_build_s'],
                 data['traffic_s'], data['hosts_with_entries'], data['hosts']), '',
-             '| step | callback | seconds | x ping | controller peak RSS MiB | lines/host | hosts changed | changed tasks | failed | rc |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+             '| step | callback | seconds | x ping | controller peak RSS MiB | lines/host | lines naming a host '
+             '| hosts changed | changed tasks | failed | rc |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for row in data['rows']:
-        lines.append('| %s | %s | %.1f | %.2f | %.1f | %.2f | %d | %d | %d | %d |' % (
+        lines.append('| %s | %s | %.1f | %.2f | %.1f | %.2f | %s | %d | %d | %d | %d |' % (
             row['label'], row['callback'], row['seconds'], row['ratio'], row['rss_mib'], row['lines_per_host'],
-            row['changed_hosts'], row['changed_tasks'], row['failed_hosts'], row['rc']))
+            row.get('lines_naming_host', '-'), row['changed_hosts'], row['changed_tasks'], row['failed_hosts'], row['rc']))
     lines += ['', '| goal | result | detail |', '|---|---|---|']
     for goal, ok, detail in verdicts(data):
         lines.append('| %s | %s | %s |' % (goal, 'PASS' if ok else 'MISS', detail))
     lines += ['', 'Lines per host: all output lines of the command divided by the hosts (banners, recap and the',
               'summary included). "default" is ansible-core\'s default stdout callback with its default settings',
-              '(a line per host per task); "fleet" is `ANSIBLE_STDOUT_CALLBACK=netfilter.conntrack.fleet`.', '']
+              '(a line per host per task); "fleet" is `ANSIBLE_STDOUT_CALLBACK=netfilter.conntrack.fleet`.',
+              'Lines naming a host: the median over the hosts of the lines that name the host (its task lines,',
+              'its report row, its recap line), what one more host adds to the output.', '']
     with open(os.path.join(RESULTS, 'fleet.md'), 'w') as handle:
         handle.write('\n'.join(lines))
     print('\n'.join(lines))

@@ -1,5 +1,6 @@
 """The lab, the ad-hoc use a new user types after `make demo`, the audit playbook and ansible-doc."""
 import os
+import re
 import subprocess
 
 import pytest
@@ -57,8 +58,20 @@ def test_audit_playbook_reports_every_host(lab, ansible_playbook):
     assert proc.returncode == 0, proc.stdout[-3000:]
     for host in lab.hosts:
         assert '"%s ' % host in proc.stdout or '%s  ' % host in proc.stdout
+    assert 'Could not match' not in proc.stdout, proc.stdout
+    # Per host the default callback prints the read's `ok:` line, the report's row and the recap, nothing more
+    # (the first host also carries the run_once tasks' lines).
+    for host in lab.hosts[1:]:
+        naming = [line for line in proc.stdout.splitlines() if re.search(r'(^|[\s"\[])%s([\s"\]]|$)' % host, line)]
+        assert len(naming) == 3, naming
     proc = ansible_playbook('playbooks/audit.yml', lab.inventory_path, {'audit_fail_percent': 0})
     assert proc.returncode != 0 and 'is at or above audit_fail_percent=0' in proc.stdout
+    recap = proc.stdout[proc.stdout.index('PLAY RECAP'):]
+    report = proc.stdout[:proc.stdout.index('PLAY RECAP')]
+    for host in lab.hosts:  # every host is in the report, and every host failed after it
+        assert '"%s ' % host in report or '%s  ' % host in report
+        assert 'fatal: [%s]' % host in proc.stdout
+        assert any(line.startswith(host + ' ') and 'failed=1' in line for line in recap.splitlines()), recap
 
 
 def test_ansible_doc_renders_every_module(installed_collection):
