@@ -29,3 +29,5 @@ def test_unknown_limit_is_listed_last(name):
                                          audit_churn_seconds=0)
     assert text.index('full') < text.index('half') < text.index('unknown')
     assert 'None' not in text
+    if name.endswith('.html.j2'):  # not classed 'ok': its usage is not known
+        assert '<tr class="unknown"><td class="host">unknown</td>' in text
