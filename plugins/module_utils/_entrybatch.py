@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import errno
 import struct
 
@@ -44,15 +45,17 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._itemoptions i
 
 # the items are checked by ItemOptions against item_argspec(), not by ansible-core's nested options: for 10^5
 # items those cost more than the restore (a copy and a generic check of every item); the docs list the same options
-ENTRIES_ARGSPEC = dict(entries=dict(type='list', elements='dict'))
+ENTRIES_ARGSPEC = dict(entries=dict(type='list', elements='dict'), saved=dict(type='str'))
 ITEM_OPTIONS = ItemOptions(item_argspec(), 'entries')
 # the entry options that, with ``entries``, belong in each item (``state`` is the default of every item)
 SINGLE_OPTIONS = tuple(name for name in ENTRY_ARGSPEC if name != 'state')
 BATCH_BYTES = 1 << 17
 SAMPLE = 20
 NETLINK_CAP_ACK = 10
-_FLAGS_AT = 6  # nlmsghdr: length (4), type (2), flags (2)
+_TYPE_AT = 4  # nlmsghdr: length (4), type (2), flags (2), sequence number (4)
+_FLAGS_AT = 6
 _pack_flags = struct.Struct('=H').pack_into
+_pack_head = struct.Struct('=HHI').pack_into  # type, flags, sequence number
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -77,13 +80,32 @@ def tuple_key(family, protonum, zone, tup, prefix=''):
             get(prefix + 'dport'), get(prefix + 'icmp_type'), get(prefix + 'icmp_code'), get(prefix + 'icmp_id'))
 
 
+def given_entry_options(params):
+    """The single-entry options ``params`` gives (other than state), in argspec order."""
+    return [name for name in SINGLE_OPTIONS
+            if params.get(name) is not None and params.get(name) != ENTRY_ARGSPEC[name].get('default')]
+
+
+def validate_saved(params):
+    """The parsed ``params['saved']`` (a ``_ctsaved.Saved``); raises ConntrackError naming the option at fault."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctsaved import parse
+
+    for name in given_entry_options(params):
+        raise ConntrackError('%s: with saved, the entries are the saved ones: give no entry option' % name,
+                             option=name)
+    if (params.get('state') or 'present') != 'present':
+        raise ConntrackError('state %s: saved restores entries (state present); to delete them, use '
+                             'conntrack_flush or entries with state absent' % params.get('state'), option='state')
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctrestore import prepare
+
+    return prepare(parse(params['saved']))
+
+
 def validate_entries(params):
     """The EntrySpecs of ``params['entries']``, every item validated; raises ConntrackError naming the item."""
-    for name in SINGLE_OPTIONS:
-        value = params.get(name)
-        if value is not None and value != ENTRY_ARGSPEC[name].get('default'):
-            raise ConntrackError('%s: with entries, give the entry options in each item (state is the only one that '
-                                 'applies to all items)' % name, option=name)
+    for name in given_entry_options(params):
+        raise ConntrackError('%s: with entries, give the entry options in each item (state is the only one that '
+                             'applies to all items)' % name, option=name)
     default_state = params.get('state') or 'present'
     specs = []
     seen = {}
@@ -175,6 +197,56 @@ class Batch(object):
         self._send()
         answers, self.answers = self.answers, []
         return answers
+
+    def send_buffer(self, buf, starts, tags, msg_type, flags):
+        """Send the complete messages that ``buf`` (a bytearray) holds back to back, starting at ``starts``, each
+        stamped with ``msg_type``, ``flags`` and the next sequence number, ``batch_bytes`` per datagram (one ACK
+        each); {tag: errno} of the messages the kernel refused (``tags[i]`` names the message at ``starts[i]``).
+        For saved messages, which need no encoding: the datagrams are slices of ``buf``."""
+        conn = self.conn
+        view = memoryview(buf)
+        table = self.tags
+        total = len(starts)
+        index = 0
+        while index < total:
+            begin = starts[index]
+            last = max(bisect.bisect_left(starts, begin + self.batch_bytes, index + 1), index + 1)
+            end = starts[last] if last < total else len(buf)
+            seq = conn.seq
+            for at in range(index, last):
+                seq = (seq + 1) & 0xffffffff
+                _pack_head(buf, starts[at] + _TYPE_AT, msg_type, flags, seq)
+                table[seq] = tags[at]
+            conn.seq = seq
+            _pack_flags(buf, starts[last - 1] + _FLAGS_AT, flags | NLM_F_ACK)
+            conn.send(view[begin:end])
+            self.datagrams += 1
+            self._receive(seq)
+            self.acks += 1
+            index = last
+        refused = {}
+        for answer in self.answers:
+            if answer[4]:
+                refused[answer[0]] = answer[4]
+        self.answers = []
+        return refused
+
+    def send_all(self, requests):
+        """Send every ``(msg, flags, family, attrs, tag)`` of ``requests``, hundreds per datagram; {tag: errno} of
+        the requests the kernel refused."""
+        refused = {}
+        add = self.add
+        for msg, flags, family, attrs, tag in requests:
+            add(msg, flags, family, attrs, tag)
+            if self.answers:
+                answers, self.answers = self.answers, []
+                for answer in answers:
+                    if answer[4]:
+                        refused[answer[0]] = answer[4]
+        for answer in self.flush():
+            if answer[4]:
+                refused[answer[0]] = answer[4]
+        return refused
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -295,16 +367,7 @@ class Writer(object):
 
     def _send(self, requests):
         """Send (msg, flags, family, attrs, index) requests; {index: errno} of those refused."""
-        refused = {}
-        batch = self.batch
-        for msg, flags, family, attrs, index in requests:
-            batch.add(msg, flags, family, attrs, index)
-            if batch.answers:
-                for tag, _mtype, _family, _payload, code in batch.flush():
-                    refused[tag] = code
-        for tag, _mtype, _family, _payload, code in batch.flush():
-            refused[tag] = code
-        return refused
+        return self.batch.send_all(requests)
 
     def probe_labels(self, updates):
         """Labels under an empty mask change nothing but are refused (ENOSPC) by an entry without room."""
@@ -492,7 +555,10 @@ def _result(done, writer, total):
 # --- the module's two forms ------------------------------------------------------------------------------
 
 def validate_task(params):
-    """conntrack_entry's validation: ('entries', [EntrySpec]) with ``entries``, else ('entry', EntrySpec)."""
+    """conntrack_entry's validation: ('saved', Saved) with ``saved``, ('entries', [EntrySpec]) with ``entries``,
+    else ('entry', EntrySpec)."""
+    if params.get('saved') is not None:
+        return 'saved', validate_saved(params)
     if params.get('entries') is not None:
         return 'entries', validate_entries(params)
     return 'entry', EntrySpec.from_params(params)
@@ -503,6 +569,9 @@ def ensure_task(checked, check_mode):
     from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import ensure
 
     form, spec = checked
+    if form == 'saved':
+        from ansible_collections.netfilter.conntrack.plugins.module_utils._ctrestore import restore
+        return restore(spec, check_mode=check_mode)
     if form == 'entries':
         return ensure_entries(spec, check_mode=check_mode)
     return ensure(spec, check_mode=check_mode)

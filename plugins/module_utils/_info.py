@@ -37,6 +37,7 @@ INFO_ARGSPEC = dict(
     backend=dict(type='str', default='auto', choices=['auto', 'netlink', 'procfs']),
     as_facts=dict(type='bool', default=False),
     table=dict(type='str', default='conntrack', choices=['conntrack', 'dying', 'unconfirmed']),
+    saved=dict(type='bool', default=False),
 )
 # the dump message of each table conntrack_info lists (conntrack -L conntrack|dying|unconfirmed)
 TABLE_MESSAGES = {'conntrack': IPCTNL_MSG_CT_GET, 'dying': IPCTNL_MSG_CT_GET_DYING,
@@ -341,6 +342,13 @@ def validate(params):
                              '(use backend auto or netlink)' % table, option='table')
     if params.get('query'):
         compile_query(params['query'])
+    if params.get('saved'):
+        if not flt.empty:
+            raise ConntrackError('saved saves the whole table: give it without filter options (given: %s)'
+                                 % flt.describe(), option='saved')
+        if table != 'conntrack' or params.get('backend') == 'procfs':
+            raise ConntrackError('saved saves the main table over netlink: give it with table conntrack and '
+                                 'backend auto or netlink', option='saved')
     if params.get('events') is not None:
         _events().validate_events(params, flt)
     return flt
@@ -426,6 +434,11 @@ def gather(params, namespace=None, initial_namespace=True, flt=None):
         'filter': flt.given,
         'table': table,
     }
+
+    if params.get('saved'):
+        from ansible_collections.netfilter.conntrack.plugins.module_utils._ctrestore import save
+        with Connection() as conn:
+            result['saved'], result['saved_entries'] = save(conn)
 
     streamable = (params.get('entries') and not params.get('summary') and not params.get('query')
                   and not params.get('as_facts') and not params.get('expectations'))

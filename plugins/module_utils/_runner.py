@@ -107,6 +107,7 @@ def _relax(spec, params, prefix, bad):
 
 
 BULK_ITEMS = 1000
+BULK_TEXT = 4096
 
 
 class _SharedList(list):
@@ -199,6 +200,14 @@ def run(module, work, validate=None):
 
 def _invocation_args(params):
     """The module's arguments as the result's ``invocation`` shows them, a list of more than BULK_ITEMS items
-    (conntrack_entry's ``entries`` restoring a table) as its length: ansible-core would echo it all back."""
-    return dict((name, '(a list of %d items)' % len(value) if isinstance(value, list) and len(value) > BULK_ITEMS
-                 else value) for name, value in params.items())
+    (conntrack_entry's ``entries`` restoring a table) as its length, a text of more than BULK_TEXT characters
+    (conntrack_entry's ``saved``) as its first line and length: ansible-core would echo it all back."""
+    return dict((name, _shown(value)) for name, value in params.items())
+
+
+def _shown(value):
+    if isinstance(value, list) and len(value) > BULK_ITEMS:
+        return '(a list of %d items)' % len(value)
+    if isinstance(value, str) and len(value) > BULK_TEXT:
+        return '%s... (a text of %d characters)' % (value[:80].split('\n', 1)[0], len(value))
+    return value

@@ -21,6 +21,8 @@ description:
     as C(conntrack -I -r -q) allows.
   - With O(entries), many entries at once, like C(conntrack -R). Each item takes the same options, and an entry as
     M(netfilter.conntrack.conntrack_info) lists it is taken back unchanged, so a saved listing restores a table.
+  - With O(saved), a whole table saved by M(netfilter.conntrack.conntrack_info) O(netfilter.conntrack.conntrack_info#module:saved=true)
+    is restored, faster than C(conntrack -R) restores the same table.
   - Every option is checked before the kernel is touched; the kernel's refusals come back as plain messages.
 author:
   - netfilter.conntrack developers (@netfilter-conntrack)
@@ -229,6 +231,22 @@ options:
       reply_tuple_zone:
         description: As O(entries[].reply_zone) (the key M(netfilter.conntrack.conntrack_info) lists it under).
         type: int
+  saved:
+    description:
+      - A whole table as M(netfilter.conntrack.conntrack_info) returns it with
+        O(netfilter.conntrack.conntrack_info#module:saved=true) (its RV(netfilter.conntrack.conntrack_info#module:saved)),
+        restored like C(conntrack -R) restores the lines of C(conntrack -L -o save). Mutually exclusive with
+        O(proto), O(entries) and the entry options; only O(state=present).
+      - The saved form holds the kernel's own netlink messages of the entries, compressed, with a checksum. Every
+        message is checked before anything is sent (header, checksum, lengths, families, attributes, both tuples
+        and a timeout in each); a value that was changed or cut fails the task naming O(saved).
+      - Each saved entry that is not in the table is created with its tuples, status, protocol state, timeout,
+        mark, zone (directional zones too), labels, helper, NAT and sequence adjustments. An entry that is there
+        already is left as it is and counted in RV(unchanged), so a second run changes nothing. When the kernel
+        refuses an entry (no room for labels, a helper it does not have...), the task fails naming it
+        (C(saved[3])) and the entries it had created are deleted again.
+      - Check mode reads the tuples of the table and counts what would be created.
+    type: str
   family:
     description:
       - Address family. Implied by the addresses (and by O(proto=icmp)/C(icmpv6)); an address of the other family
@@ -238,7 +256,7 @@ options:
   proto:
     description:
       - Layer-4 protocol, a name (C(tcp), C(udp), C(icmp), C(icmpv6), C(sctp), C(dccp), C(udplite)) or a number.
-      - Required unless O(entries) is given.
+      - Required unless O(entries) or O(saved) is given.
     type: str
   src:
     description: Source address of the original direction (a single address). Like C(conntrack --orig-src).
@@ -451,6 +469,22 @@ EXAMPLES = r'''
   netfilter.conntrack.conntrack_entry:
     entries: "{{ lookup('ansible.builtin.file', 'saved/' ~ inventory_hostname ~ '-conntrack.json') | from_json }}"
 
+- name: Save the whole table in its saved form (one string, the fastest way back)
+  netfilter.conntrack.conntrack_info:
+    saved: true
+  register: table
+
+- name: Keep it on the controller
+  ansible.builtin.copy:
+    content: "{{ table.saved }}"
+    dest: "saved/{{ inventory_hostname }}-conntrack.saved"
+    mode: "0600"
+  delegate_to: localhost
+
+- name: Restore it (each entry created unless it is there already; a second run changes nothing)
+  netfilter.conntrack.conntrack_entry:
+    saved: "{{ lookup('ansible.builtin.file', 'saved/' ~ inventory_hostname ~ '-conntrack.saved') }}"
+
 - name: Move the entries of zone 10 into zone 11 (list, insert into 11, delete from 10)
   block:
     - name: List zone 10
@@ -500,49 +534,53 @@ changes:
   elements: str
   sample: [mark]
 created:
-  description: With O(entries), how many entries were created (in check mode, would be).
-  returned: with O(entries)
+  description: With O(entries) or O(saved), how many entries were created (in check mode, would be).
+  returned: with O(entries) or O(saved)
   type: int
   sample: 99998
 updated:
-  description: With O(entries), how many existing entries were changed.
-  returned: with O(entries)
+  description: With O(entries), how many existing entries were changed (0 with O(saved), which changes no entry).
+  returned: with O(entries) or O(saved)
   type: int
   sample: 1
 deleted:
-  description: With O(entries), how many entries were deleted.
-  returned: with O(entries)
+  description: With O(entries), how many entries were deleted (0 with O(saved)).
+  returned: with O(entries) or O(saved)
   type: int
   sample: 0
 unchanged:
-  description: With O(entries), how many items needed no change (the entry is there as asked, or absent already).
-  returned: with O(entries)
+  description:
+    - With O(entries), how many items needed no change (the entry is there as asked, or absent already).
+    - With O(saved), how many saved entries were there already (left as they are).
+  returned: with O(entries) or O(saved)
   type: int
   sample: 1
 total:
-  description: With O(entries), the number of items.
-  returned: with O(entries)
+  description: With O(entries), the number of items; with O(saved), the number of saved entries.
+  returned: with O(entries) or O(saved)
   type: int
   sample: 100000
 sample:
   description:
     - With O(entries), the first 20 changes by item, each with its C(index) in O(entries), its C(action)
       (C(created), C(updated), C(deleted)), the C(entry) created or the C(changes) of an update.
-  returned: with O(entries)
+    - With O(saved), the first 20 entries created, each with its C(index) in the saved table.
+  returned: with O(entries) or O(saved)
   type: list
   elements: dict
   sample: [{index: 0, action: updated, changes: [mark]}]
 batches:
   description:
-    - With O(entries) and not in check mode, how the writes went to the kernel, C(datagrams) (netlink messages
-      sent together) and C(acks) (acknowledgements asked for, one per datagram).
-  returned: with O(entries), not in check mode
+    - With O(entries) or O(saved) and not in check mode, how the writes went to the kernel, C(datagrams)
+      (netlink messages sent together) and C(acks) (acknowledgements asked for, one per datagram).
+  returned: with O(entries) or O(saved), not in check mode
   type: dict
   sample: {datagrams: 116, acks: 116}
 failed_entries:
   description:
     - When the task fails on items, each of them as C(option) (C(entries[3].dport), or C(entries[3])) and C(msg).
-  returned: failure on O(entries)
+    - With O(saved), the saved entries the kernel refused, as C(saved[3]).
+  returned: failure on O(entries) or O(saved)
   type: list
   elements: dict
   sample: [{option: "entries[3].timeout", msg: "entries[3].timeout: the entry does not exist, and creating it needs timeout"}]
@@ -563,8 +601,8 @@ def main():
     argument_spec = dict(ENTRY_ARGSPEC)
     argument_spec.update(ENTRIES_ARGSPEC)
     argument_spec.update(NAMESPACE_ARGSPEC)
-    module = new_module(argument_spec, supports_check_mode=True, required_one_of=[('proto', 'entries')],
-                        mutually_exclusive=[('proto', 'entries')])
+    module = new_module(argument_spec, supports_check_mode=True, required_one_of=[('proto', 'entries', 'saved')],
+                        mutually_exclusive=[('proto', 'entries', 'saved')])
     run(module, lambda params, check_mode, checked: ensure_task(checked, check_mode), validate=validate_task)
 
 

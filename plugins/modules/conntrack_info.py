@@ -145,6 +145,18 @@ options:
     type: str
     choices: [conntrack, dying, unconfirmed]
     default: conntrack
+  saved:
+    description:
+      - Also return the whole table in its saved form, RV(saved), which
+        M(netfilter.conntrack.conntrack_entry) O(netfilter.conntrack.conntrack_entry#module:saved) restores (like
+        C(conntrack -L -o save) and C(conntrack -R)).
+      - The saved form is the kernel's own netlink message of each entry, less what a restore does not take (ids,
+        use counts, counters, timestamps, security contexts), compressed, in base64, after a header line with the
+        entry count, the size and a SHA-256 checksum. About 40 characters per entry.
+      - Always the whole main table, over netlink; refused with filter options, O(table) other than
+        C(conntrack) or O(backend=procfs).
+    type: bool
+    default: false
 requirements:
   - jmespath (for O(query))
 notes:
@@ -343,6 +355,18 @@ table:
   returned: success, without O(query)
   type: str
   sample: conntrack
+saved:
+  description:
+    - The whole table in its saved form, for M(netfilter.conntrack.conntrack_entry)
+      O(netfilter.conntrack.conntrack_entry#module:saved). Keep it as it is (a file, a variable).
+  returned: when O(saved)
+  type: str
+  sample: "NFCT-SAVED 1 2 440 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\neJzt..."
+saved_entries:
+  description: How many entries RV(saved) holds.
+  returned: when O(saved)
+  type: int
+  sample: 2
 matched:
   description: How many entries matched the filter (all of them, even beyond O(limit)).
   returned: when O(entries) or O(summary)

@@ -322,3 +322,89 @@ def test_the_same_segments_without_the_flags_are_invalid():
         ct.in_ns(cli, SEGMENTS, JUMPS)
         counters = ct.in_ns(cli, COUNTERS)
         assert counters['invalid_out'] >= 1, counters
+
+
+# --- the saved form: conntrack_info saved: true, conntrack_entry saved: ------------------------------------
+
+def save_table(ns):
+    rc, result = run('conntrack_info', {'saved': True}, ns)
+    assert rc == 0 and not result.get('failed'), result
+    assert result['changed'] is False
+    return result
+
+
+def test_saved_round_trip_into_an_empty_namespace():
+    with netns('ctrs-sv-a') as src_ns, netns('ctrs-sv-b') as dst_ns, netns('ctrs-sv-c') as check_ns:
+        assert ct.fill(src_ns, 600, 12) == 0
+        create(src_ns, NAT_ENTRIES)
+        total = 600 + len(NAT_ENTRIES)
+        info = save_table(src_ns)
+        assert info['saved_entries'] == total and info['saved'].startswith('NFCT-SAVED 1 %d ' % total)
+        saved = info['saved']
+
+        rc, res = run('conntrack_entry', {'saved': saved}, check_ns, check_mode=True)
+        assert rc == 0 and res['changed'] and (res['created'], res['unchanged'], res['total']) == (total, 0, total), res
+        assert '# created %d, updated 0, deleted 0, unchanged 0' % total in res['diff']['after']
+        assert table(check_ns) == []
+
+        rc, res = run('conntrack_entry', {'saved': saved}, dst_ns)
+        assert rc == 0 and res['changed'] and res['created'] == total, res
+        assert res['batches']['acks'] == res['batches']['datagrams'] < 20
+        assert table(dst_ns) == table(src_ns)
+        assert status_rows(dst_ns) == status_rows(src_ns)  # status (NAT flags), marks, labels, states, zones
+
+        rc, again = run('conntrack_entry', {'saved': saved}, dst_ns)
+        assert rc == 0 and not again['changed'] and again['unchanged'] == total, again
+        rc, res = run('conntrack_entry', {'saved': saved}, dst_ns, check_mode=True)
+        assert rc == 0 and not res['changed'] and res['unchanged'] == total, res
+        # the restored table saves to the same entries
+        assert save_table(dst_ns)['saved_entries'] == total
+
+
+def test_saved_restore_into_a_table_holding_part_of_it():
+    with netns('ctrs-sv-p') as src_ns, netns('ctrs-sv-q') as dst_ns:
+        assert ct.fill(src_ns, 300, 5) == 0
+        saved = save_table(src_ns)['saved']
+        create(dst_ns, listed(src_ns)[:100])  # a third of the table is there already
+        rc, res = run('conntrack_entry', {'saved': saved}, dst_ns, check_mode=True)
+        assert rc == 0 and (res['created'], res['unchanged']) == (200, 100), res
+        assert len(table(dst_ns)) == 100
+        rc, res = run('conntrack_entry', {'saved': saved}, dst_ns)
+        assert rc == 0 and res['changed'] and (res['created'], res['unchanged']) == (200, 100), res
+        assert table(dst_ns) == table(src_ns)
+
+
+def test_a_refused_saved_entry_fails_the_task_and_changes_nothing():
+    with netns('ctrs-sv-f') as src_ns, netns('ctrs-sv-g', labels=False) as dst_ns:
+        create(src_ns, NAT_ENTRIES)
+        saved = save_table(src_ns)['saved']
+        create(dst_ns, [NAT_ENTRIES[0]])  # there before: kept
+        before = table(dst_ns)
+        # no "ct label" rule here: entries get no room for labels, the kernel refuses them (ENOSPC)
+        rc, res = run('conntrack_entry', {'saved': saved}, dst_ns)
+        assert rc != 0 and res['failed'], res
+        labelled = [item['option'] for item in res['failed_entries']]
+        assert len(labelled) == 1 and labelled[0].startswith('saved['), res
+        assert 'no room for labels' in res['msg'] and 'deleted again' in res['msg'] and res['undone'], res['msg']
+        assert table(dst_ns) == before
+
+
+def test_a_bad_saved_value_fails_naming_the_option_and_changes_nothing():
+    with netns('ctrs-sv-v', labels=False) as ns:
+        assert ct.fill(ns, 20, 2) == 0
+        saved = save_table(ns)['saved']
+        ct.conntrack(ns, '-F', check=False)
+        for bad, text in ((saved[:len(saved) // 2], 'saved '), (saved.replace('NFCT-SAVED 1', 'NFCT-SAVED 9'), 'version'),
+                          ('{"entries": []}', 'does not start with')):
+            rc, res = run('conntrack_entry', {'saved': bad}, ns)
+            assert rc != 0 and res['msg'].startswith('saved') and text in res['msg'], res
+            assert 'Traceback' not in res['msg']
+        rc, res = run('conntrack_entry', {'saved': saved, 'state': 'absent'}, ns)
+        assert rc != 0 and res['msg'].startswith('state absent'), res
+        rc, res = run('conntrack_entry', {'saved': saved, 'proto': 'tcp'}, ns)
+        assert rc != 0 and 'mutually exclusive' in res['msg'], res
+        assert table(ns) == []
+        rc, res = run('conntrack_info', {'saved': True, 'proto': 'udp'}, ns)
+        assert rc != 0 and res['msg'].startswith('saved saves the whole table'), res
+        rc, res = run('conntrack_info', {'saved': True, 'table': 'dying'}, ns)
+        assert rc != 0 and res['msg'].startswith('saved saves the main table'), res

@@ -113,3 +113,17 @@ def test_a_long_list_is_read_once_not_copied_and_logged_as_its_length(capsys, mo
 def test_a_short_list_is_logged_as_it_is(capsys, monkeypatch):
     _module, logged = _module_with({'items': [{'n': 1}]}, capsys, monkeypatch)
     assert "'n': 1" in logged[0]
+
+
+def test_a_long_text_is_logged_and_echoed_as_its_first_line_and_length(capsys, monkeypatch):
+    text = 'NFCT-SAVED 1 3 99 abc\n' + 'Q' * _runner.BULK_TEXT
+    module, logged = _module_with({'name': text}, capsys, monkeypatch)
+    assert module.params['name'] == text
+    shown = 'NFCT-SAVED 1 3 99 abc... (a text of %d characters)' % len(text)
+    assert len(logged) == 1 and shown in logged[0] and 'QQQQ' not in logged[0]
+    with pytest.raises(SystemExit):
+        _runner.fail(module, _runner.ConntrackError('name: bad', option='name'))
+    import json
+    assert json.loads(capsys.readouterr().out)['invocation']['module_args']['name'] == shown
+    short = _runner._invocation_args({'name': 'x' * _runner.BULK_TEXT})  # pylint: disable=protected-access
+    assert short['name'] == 'x' * _runner.BULK_TEXT

@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Saving the table in its saved form (``_ctsaved``) and restoring it: conntrack_info and conntrack_entry ``saved``.
+
+Saving is one dump; each entry's message is kept as the kernel wrote it, less what a create does not take.
+Restoring sends each message back as a create (CT_NEW with NLM_F_CREATE|NLM_F_EXCL), hundreds per datagram with
+one ACK each (``_entrybatch.Batch``). An entry that exists already answers EEXIST: it is left as it is and
+counted unchanged, as ``conntrack -R`` leaves it, so a second run changes nothing. The kernel ignores labels in a
+create, so the entries with labels get them in an update that follows. Any other refusal fails the task, and the
+entries this run created are deleted again (by their original tuple and zone). Check mode reads the keys (tuples
+and zone) of the table and counts the saved entries whose tuples are not taken.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
+    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, NFNETLINK_V0, NFNL_HDRLEN, NFNL_SUBSYS_CTNETLINK, NLA, NLA_HDRLEN,
+    NLA_TYPE_MASK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkError, nfnl_message, nla)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import decode_ct
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import plain_batch
+from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctsaved import (
+    CT_NEW, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, Stripper, encode)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import NO_ROOM_FOR_LABELS, describe, render
+from ansible_collections.netfilter.conntrack.plugins.module_utils._entrybatch import SAMPLE, Batch
+
+CTA_LABELS_MASK = 23
+IPS_NAT = 0x10 | 0x20  # IPS_SRC_NAT, IPS_DST_NAT
+CREATE = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL
+SHOWN = 5
+_unpack_nla = NLA.unpack_from
+
+
+# --- saving ------------------------------------------------------------------------------------------
+
+def save(conn, threaded=True):
+    """(saved text, entries) of the whole conntrack table of ``conn``'s namespace (``threaded``: see
+    ``Connection.dump_batches``)."""
+    chunks = []
+    count = 0
+    for items in conn.dump_batches(batch=plain_batch(Stripper()), threaded=threaded):
+        chunks.append(b''.join(items))
+        count += len(items)
+    return encode(b''.join(chunks), count), count
+
+
+# --- the keys check mode compares ----------------------------------------------------------------------
+
+def keys_of(buf, start, end, family):
+    """The lookup keys of the entry whose attributes are ``buf[start:end]``: (family, tuple, zone) of its original
+    and of its reply tuple, as bytes. The kernel refuses a create when either tuple is taken in the zone."""
+    orig = reply = zone = b''
+    p = start
+    while p + NLA_HDRLEN <= end:
+        alen, atype = _unpack_nla(buf, p)
+        if alen < NLA_HDRLEN:
+            break
+        kind = atype & NLA_TYPE_MASK
+        if kind == CTA_TUPLE_ORIG:
+            orig = bytes(buf[p + NLA_HDRLEN:p + alen])
+        elif kind == CTA_TUPLE_REPLY:
+            reply = bytes(buf[p + NLA_HDRLEN:p + alen])
+        elif kind == CTA_ZONE:
+            zone = bytes(buf[p + NLA_HDRLEN:p + alen])
+        p += (alen + 3) & ~3
+    if zone == b'\0\0':
+        zone = b''  # zone 0, whether said or not
+    return (family, orig, zone), (family, reply, zone)
+
+
+def table_keys(conn):
+    """The set of the keys (``keys_of``) of every entry of the table."""
+    keys = set()
+    for items in conn.dump_batches(batch=plain_batch(keys_of)):
+        for pair in items:
+            keys.update(pair)
+    return keys
+
+
+# --- restoring -----------------------------------------------------------------------------------------
+
+def prepare(saved):
+    """Set ``saved.nat``: {index: create attributes} of the NAT entries. The kernel translates an entry only when
+    the create asks for the translation (CTA_NAT_SRC/CTA_NAT_DST), not when it is given the translated reply tuple,
+    so these few go as conntrack_entry creates a NAT entry listed by conntrack_info. Raises ConntrackError naming
+    ``saved[index]`` for an entry that cannot be created so (nothing is sent before)."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import EntrySpec
+
+    saved.nat = {}
+    for index, (start, end, family, _layout, status) in enumerate(saved.messages):
+        if not status & IPS_NAT:
+            continue
+        try:
+            entry = EntrySpec.from_params(decode_ct(saved.raw, start + NFNL_HDRLEN, end, family), item=True).creation()
+        except ConntrackError as exc:
+            raise ConntrackError('saved[%d]: this NAT entry cannot be restored: %s' % (index, exc.msg),
+                                 option='saved[%d]' % index)
+        except Exception:  # pylint: disable=broad-except
+            # bytes the checks of _ctsaved let through but the decoder cannot read: the value was made by hand
+            raise ConntrackError('saved[%d]: this NAT entry cannot be read (the saved value was changed)' % index,
+                                 option='saved[%d]' % index)
+        entry.pop('labels', None)  # they follow in an update, as for every entry
+        saved.nat[index] = ctw.create_attrs(entry)
+    return saved
+
+
+def restore(saved, check_mode=False):
+    """Create every entry of ``saved`` (a ``_ctsaved.Saved``) that is not in the table. Returns the result dict;
+    raises ConntrackError, after deleting what it created, when the kernel refuses an entry."""
+    raw = saved.raw
+    messages = saved.messages
+    nat = saved.nat if saved.nat is not None else prepare(saved).nat
+    with Connection() as conn:
+        if check_mode:
+            taken = table_keys(conn)
+            created = []
+            for index, (start, end, family, _layout, _status) in enumerate(messages):
+                orig, reply = keys_of(raw, start + NFNL_HDRLEN, end, family)
+                if orig not in taken and reply not in taken:
+                    created.append(index)
+                    taken.add(orig)
+                    taken.add(reply)
+            return _result(saved, created, None)
+        batch = Batch(conn)
+        buf, starts = _packed(saved, nat)
+        refused = batch.send_buffer(buf, starts, range(len(messages)), CT_NEW, CREATE)
+        del buf
+        created = [i for i in range(len(messages)) if i not in refused]
+        problems = dict((i, code) for i, code in refused.items() if code != errno.EEXIST)
+        labels = {}
+        if not problems:
+            labels = batch.send_all(_label_updates(saved, created))
+            problems = labels
+        if problems:
+            raise _failure(saved, batch, created, problems, labels)
+        return _result(saved, created, batch)
+
+
+def _packed(saved, nat):
+    """(bytearray, starts) of the create messages of every saved entry, back to back: the saved messages as they
+    are, the NAT ones (``nat``: {index: attributes}) encoded anew."""
+    raw = saved.raw
+    messages = saved.messages
+    if not nat:
+        return bytearray(raw), [m[0] for m in messages]
+    parts = []
+    starts = []
+    size = 0
+    for index, (start, end, family, _layout, _status) in enumerate(messages):
+        attrs = nat.get(index)
+        data = raw[start:end] if attrs is None else nfnl_message(
+            NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, 0, 0, family, NFNETLINK_V0, attrs)
+        starts.append(size)
+        parts.append(data)
+        size += len(data)
+    return bytearray(b''.join(parts)), starts
+
+
+def _label_updates(saved, created):
+    """The updates that give the created entries ``created`` (indexes) their saved labels."""
+    messages = saved.messages
+    for index in created:
+        if messages[index][3].labels is None:
+            continue
+        labels = saved.labels(index)
+        mask = nla(CTA_LABELS_MASK, b'\xff' * (_unpack_nla(labels, 0)[0] - NLA_HDRLEN))
+        yield IPCTNL_MSG_CT_NEW, NLM_F_REQUEST, messages[index][2], saved.orig(index) + saved.zone(index) + labels + mask, index
+
+
+def _undo(saved, batch, created):
+    """Delete the entries this run created; the number that could not be deleted."""
+    messages = saved.messages
+    try:
+        refused = batch.send_all((IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST, messages[i][2], saved.orig(i) + saved.zone(i), i)
+                                 for i in created)
+    except ConntrackError:
+        return len(created)
+    return sum(1 for code in refused.values() if code != errno.ENOENT)
+
+
+def _entry_text(saved, index):
+    start, end, family = saved.messages[index][:3]
+    try:
+        return describe(decode_ct(saved.raw, start + NFNL_HDRLEN, end, family))
+    except Exception:  # pylint: disable=broad-except
+        # the kernel refused what the decoder cannot read either: say where it is
+        return 'the entry at byte %d' % start
+
+
+def _failure(saved, batch, created, problems, labels):
+    lost = _undo(saved, batch, created)
+    failed = []
+    for index, code in sorted(problems.items()):
+        if index in labels and code == errno.ENOSPC:
+            text = NO_ROOM_FOR_LABELS
+        else:
+            action = 'restoring %s' % _entry_text(saved, index)
+            text = ctw.explain(NetlinkError(code, action), action).msg
+        failed.append({'option': 'saved[%d]' % index, 'msg': 'saved[%d]: %s' % (index, text)})
+    shown = '; '.join(item['msg'] for item in failed[:SHOWN])
+    more = ' (and %d more)' % (len(failed) - SHOWN) if len(failed) > SHOWN else ''
+    outcome = ('the %d entries this task had created were deleted again' % len(created) if not lost else
+               '%d of the %d entries this task had created could not be deleted again: check the table'
+               % (lost, len(created)))
+    head = '' if len(failed) == 1 else 'the kernel refused %d saved entries: ' % len(failed)
+    return ConntrackError('%s%s%s; %s' % (head, shown, more, outcome), option=failed[0]['option'],
+                          failed_entries=failed, undone=not lost)
+
+
+def _result(saved, created, batch):
+    total = saved.count
+    result = {'changed': bool(created), 'created': len(created), 'updated': 0, 'deleted': 0,
+              'unchanged': total - len(created), 'total': total}
+    sample = []
+    after = []
+    for index in created[:SAMPLE]:
+        start, end, family = saved.messages[index][:3]
+        entry = decode_ct(saved.raw, start + NFNL_HDRLEN, end, family)
+        sample.append({'index': index, 'action': 'created', 'entry': entry})
+        after.append('# saved[%d] created\n%s' % (index, render(entry)))
+    counts = '# created %(created)d, updated %(updated)d, deleted %(deleted)d, unchanged %(unchanged)d\n' % result
+    result['sample'] = sample
+    result['diff'] = {'before': '', 'after': ''.join(after) + counts}
+    if batch is not None:
+        result['batches'] = {'datagrams': batch.datagrams, 'acks': batch.acks}
+    return result
