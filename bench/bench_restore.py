@@ -1,4 +1,4 @@
-"""Benchmark: restoring a saved table, conntrack_entry ``entries:`` against conntrack-tools.
+"""Benchmark: saving and restoring a table, conntrack_info/conntrack_entry ``saved`` and ``entries`` vs conntrack-tools.
 
 A table of ``--entries`` (default 100,000) entries (TCP over IPv4 and IPv6 in states, UDP, zones, marks) is
 built in namespace ``ctrs-bench-a`` and saved twice: as conntrack_info lists it (a JSON list of entry dicts)
@@ -6,6 +6,8 @@ and as ``conntrack -L -o save`` writes it. Each restore then runs into the empti
 interleaved, median of ``--repeat`` runs, every one checked to leave the whole table (``conntrack -C``):
 
 * ``conntrack -R FILE`` (the ``-o save`` lines; 1.4.7 reads them, though ``--help`` does not say so);
+* conntrack_entry ``saved:`` as Ansible runs it: the module with the saved form conntrack_info ``saved: true``
+  returned (the kernel's messages in one string), a whole process; and its second run (every entry there);
 * conntrack_entry as Ansible runs it: the module file with the arguments file (``ANSIBLE_MODULE_ARGS``),
   a whole process: AnsibleModule's validation of every item, the engine, the result;
 * the engine alone: ``validate_entries`` + ``ensure_entries`` in a process that has loaded the list;
@@ -15,7 +17,9 @@ interleaved, median of ``--repeat`` runs, every one checked to leave the whole t
 * the floor: ansible-core reading the module's arguments (decode and copy) alone, before any of the collection's
   code runs; no module taking the list as an argument can be faster.
 
-Peak RSS of each whole process is measured (wait4). Results, ratios to ``conntrack -R``: bench/results/restore.md.
+Saving is measured too: conntrack_info ``saved: true`` against ``conntrack -L -o save`` to a file.
+Peak RSS of each whole process is measured (wait4, by a small helper that forks it: its ~11 MiB at the fork
+are the floor of the figure). Results, ratios to ``conntrack -R``: bench/results/restore.md.
 Not a test: nothing asserts on time. Namespaces are removed on every exit path.
 """
 import argparse
@@ -31,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
 SRC = os.path.join(ROOT, 'build', 'src')
 MODULE = os.path.join(ROOT, 'plugins', 'modules', 'conntrack_entry.py')
+INFO_MODULE = os.path.join(ROOT, 'plugins', 'modules', 'conntrack_info.py')
 NS_A, NS_B = 'ctrs-bench-a', 'ctrs-bench-b'
 
 BUILD = r'''
@@ -100,18 +105,28 @@ def sh(argv, **kw):
                           universal_newlines=True, **kw)
 
 
+# Runs the command given and reports its time and peak RSS (os.wait4) on stderr. A process forked from this
+# benchmark (hundreds of MiB after loading the listing) would start with this benchmark's RSS as its peak, which
+# exec does not reset: the small helper forks the measured process instead.
+MEASURE = r'''
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(proc.pid, 0)
+sys.stderr.write('%f %d\n' % (time.perf_counter() - start, usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+'''
+
+
 def run_rss(argv, env=None):
-    """(seconds, peak RSS in MiB, stdout) of a whole process (os.wait4 gives its peak RSS)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                            universal_newlines=True)
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
+    """(seconds, peak RSS in MiB, stdout) of a whole process, measured by the MEASURE helper."""
+    proc = subprocess.Popen([PYTHON, '-c', MEASURE] + list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, universal_newlines=True)
+    out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError('%s failed (%d): %s' % (' '.join(argv[:8]), proc.returncode, out[-2000:]))
-    return seconds, usage.ru_maxrss / 1024.0, out
+    seconds, peak = err.strip().splitlines()[-1].split()
+    return float(seconds), int(peak) / 1024.0, out
 
 
 def in_ns(ns, *argv):
@@ -151,15 +166,44 @@ def main():
         with open(module_args, 'w') as handle:
             json.dump({'ANSIBLE_MODULE_ARGS': {'entries': entries, '_ansible_check_mode': False}}, handle)
         del entries
-        batches = None
-        runs = {'conntrack -R': [], 'conntrack_entry module': [], 'engine alone': [], 'module, second run': []}
+        # the saved form: conntrack_info saved: true, against conntrack -L -o save, in the same namespace
+        info_args = os.path.join(work, 'info-args.json')
+        with open(info_args, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': {'saved': True, '_ansible_check_mode': False}}, handle)
+        saves = {'conntrack -L -o save': [], 'conntrack_info saved': []}
+        save_rss = dict((name, 0.0) for name in saves)
+        saved_text = None
+        for _round in range(args.repeat):
+            for name in saves:
+                if name == 'conntrack -L -o save':
+                    argv = in_ns(NS_A, 'sh', '-c', 'conntrack -L -o save > %s' % os.path.join(work, 'save-again.txt'))
+                else:
+                    argv = in_ns(NS_A, PYTHON, INFO_MODULE, info_args)
+                seconds, peak, out = run_rss(argv, env)
+                saves[name].append(seconds)
+                save_rss[name] = max(save_rss[name], peak)
+                if name == 'conntrack_info saved':
+                    info = json.loads(out)
+                    if info['saved_entries'] != made:
+                        raise RuntimeError('conntrack_info saved %d entries of %d' % (info['saved_entries'], made))
+                    saved_text = info['saved']
+        saved_args = os.path.join(work, 'saved-args.json')
+        with open(saved_args, 'w') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': {'saved': saved_text, '_ansible_check_mode': False}}, handle)
+        saved_size = len(saved_text)
+        del saved_text, info
+        batches = saved_batches = None
+        runs = {'conntrack -R': [], 'conntrack_entry module': [], 'engine alone': [], 'module, second run': [],
+                'saved module': [], 'saved, second run': []}
         rss = dict((name, 0.0) for name in runs)
         engine_parts = []
         for _round in range(args.repeat):
-            for name in ('conntrack -R', 'conntrack_entry module', 'engine alone'):
+            for name in ('conntrack -R', 'saved module', 'conntrack_entry module', 'engine alone'):
                 flush(NS_B)
                 if name == 'conntrack -R':
                     argv = in_ns(NS_B, 'conntrack', '-R', saved)
+                elif name == 'saved module':
+                    argv = in_ns(NS_B, PYTHON, MODULE, saved_args)
                 elif name == 'conntrack_entry module':
                     argv = in_ns(NS_B, PYTHON, MODULE, module_args)
                 else:
@@ -174,14 +218,20 @@ def main():
                     engine_parts.append(json.loads(out))
                 elif name == 'conntrack_entry module':
                     batches = json.loads(out)['batches']
-            seconds, peak, out = run_rss(in_ns(NS_B, PYTHON, MODULE, module_args), env)
-            second = json.loads(out)
-            if second['changed'] or second['unchanged'] != made:
-                raise RuntimeError('the second run changed something: %s' % out[:500])
-            runs['module, second run'].append(seconds)
-            rss['module, second run'] = max(rss['module, second run'], peak)
+                elif name == 'saved module':
+                    saved_batches = json.loads(out)['batches']
+            # the whole table is there now: the second runs of both forms change nothing
+            for name, arguments in (('saved, second run', saved_args), ('module, second run', module_args)):
+                seconds, peak, out = run_rss(in_ns(NS_B, PYTHON, MODULE, arguments), env)
+                second = json.loads(out)
+                if second['changed'] or second['unchanged'] != made:
+                    raise RuntimeError('%s changed something: %s' % (name, out[:500]))
+                runs[name].append(seconds)
+                rss[name] = max(rss[name], peak)
         floor = statistics.median(json.loads(sh([PYTHON, '-c', ARGS_READ, module_args]).stdout)['seconds']
                                   for _round in range(args.repeat))
+        saved_floor = statistics.median(json.loads(sh([PYTHON, '-c', ARGS_READ, saved_args]).stdout)['seconds']
+                                        for _round in range(args.repeat))
         # conntrack -I one process per entry, on a sample
         flush(NS_B)
         with open(saved) as handle:
@@ -206,16 +256,25 @@ def main():
     when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     rows = [
         ('`conntrack -R` of the `-o save` lines', base, rss['conntrack -R']),
+        ('conntrack_entry `saved:` (the module, as Ansible runs it)', med['saved module'], rss['saved module']),
+        ('conntrack_entry `saved:` second run (all %d there: nothing changed)' % made, med['saved, second run'],
+         rss['saved, second run']),
         ('conntrack_entry `entries:` (the module, as Ansible runs it)', med['conntrack_entry module'],
          rss['conntrack_entry module']),
         ('the engine alone (validate + read + plan + write)', med['engine alone'], rss['engine alone']),
         ('conntrack_entry second run (all %d there: read, nothing written)' % made, med['module, second run'],
          rss['module, second run']),
         ('`conntrack -I` one process per entry (%d measured, extrapolated)' % len(lines), per_entry * made, None),
-        ('(floor) ansible-core reading the module arguments alone, no collection code', floor, None),
+        ('(floor) ansible-core reading the `entries:` arguments alone, no collection code', floor, None),
+        ('(floor) ansible-core reading the `saved:` argument alone, no collection code', saved_floor, None),
     ]
+    save_base = statistics.median(saves['conntrack -L -o save'])
+    save_rows = [('`conntrack -L -o save` to a file', save_base, save_rss['conntrack -L -o save']),
+                 ('conntrack_info `saved: true` (the module, as Ansible runs it)',
+                  statistics.median(saves['conntrack_info saved']), save_rss['conntrack_info saved'])]
     batches = batches or {'datagrams': 0, 'acks': 0}
-    text = ['# Restore benchmark: conntrack_entry `entries:` vs conntrack-tools', '',
+    saved_batches = saved_batches or {'datagrams': 0, 'acks': 0}
+    text = ['# Restore benchmark: conntrack_entry `saved:` and `entries:` vs conntrack-tools', '',
             'bench/bench_restore.py, %s, %d entries (TCP in 4 states and UDP, IPv4 and IPv6, zones, marks), '
             'median of %d, whole processes (start-up included), same table restored into an emptied namespace '
             'each time.' % (when, made, args.repeat), '',
@@ -223,6 +282,13 @@ def main():
     for label, seconds, peak in rows:
         peak_text = '%.0f MiB' % peak if peak is not None else '-'
         text.append('| %s | %.2f | %.2f× | %s |' % (label, seconds, seconds / base, peak_text))
+    text += ['', 'Saving the same table (namespace %s, median of %d, whole processes):' % (NS_A, args.repeat), '',
+             '| save | seconds | vs `conntrack -L -o save` | peak RSS |', '|---|---:|---:|---:|']
+    for label, seconds, peak in save_rows:
+        text.append('| %s | %.2f | %.2f× | %.0f MiB |' % (label, seconds, seconds / save_base, peak))
+    text += ['', 'The saved form (conntrack_info `saved`): %d characters for %d entries (the kernel\'s messages, '
+             'compressed, base64). Its restore sent %d datagrams with %d ACKs; the second run sent the same and '
+             'every entry answered EEXIST.' % (saved_size, made, saved_batches['datagrams'], saved_batches['acks'])]
     text += ['', 'Engine alone, split: validating the %d items %.2f s, reading + planning + writing %.2f s (in-process '
              'times, without the Python start-up and JSON load the whole-process figure includes).' % (made, validate, ensure),
              'Writes: %d datagrams, %d ACKs (one per datagram: the last request of each carries NLM_F_ACK, the others '

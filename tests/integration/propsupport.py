@@ -1318,6 +1318,41 @@ STATUS = ['SEEN_REPLY', 'ASSURED', 'UNREPLIED', 'CONFIRMED', 'FIXED_TIMEOUT', 'S
 TIMEOUTS = [1, 30, 60, 120, 3600, 86400, 432000]
 LABELS = [[0], [1, 2], [127], ['0x3'], [5, 5], ['1']]
 IFACES = ['lo', 'eth0', 'veth0', 'br-lan', 'wg0', 'a' * 15, 'eth0.100', 'en_p1s0', 'x']
+
+
+def _saved_values():
+    """(good, bad) saved tables for conntrack_entry ``saved``: small valid ones (created from entries as
+    conntrack_entry encodes them), and the same changed: cut, a bad checksum, another version, a message
+    with an attribute a saved entry does not hold or a family other than IPv4/IPv6 under a good checksum."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctsaved as saved
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
+    from ansible_collections.netfilter.conntrack.plugins.module_utils import _nlwire as nlw
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctvocab import af_of
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._entryspec import EntrySpec
+
+    items = [dict(proto='udp', src='192.0.2.50', dst='198.51.100.50', sport=5000, dport=53, timeout=120),
+             dict(proto='tcp', src='2001:db8::50', dst='2001:db8::51', sport=6000, dport=443,
+                  tcp_state='ESTABLISHED', timeout=300, mark=3, zone=4),
+             dict(proto='icmp', src='192.0.2.51', dst='203.0.113.51', icmp_type=8, icmp_code=0, icmp_id=9,
+                  timeout=30)]
+    messages = []
+    for item in items:
+        entry = EntrySpec.from_params(item, item=True).creation()
+        messages.append(nlw.nfnl_message(1, nlw.IPCTNL_MSG_CT_NEW, 0, 0, af_of(entry['family']),
+                                         attrs=ctw.create_attrs(entry)))
+    good = [saved.encode(messages[0], 1), saved.encode(b''.join(messages), 3), saved.encode(b'', 0)]
+    whole = good[1]
+    bad = [whole[:len(whole) // 2], whole.replace('NFCT-SAVED 1', 'NFCT-SAVED 2'), whole + 'x',
+           whole[:whole.index('\n') - 2] + 'ff' + whole[whole.index('\n'):], 'NFCT-SAVED 1 1 99999999999 ' + '0' * 64,
+           saved.encode(nlw.nfnl_message(1, nlw.IPCTNL_MSG_CT_NEW, 0, 0, 2, attrs=ctw.create_attrs(
+               EntrySpec.from_params(items[0], item=True).creation()) + nlw.nla_be32(12, 1)), 1),
+           saved.encode(messages[0][:16] + bytes([7]) + messages[0][17:], 1),
+           saved.encode(messages[0][:-4], 1), saved.encode(b''.join(messages), 2), '', 'x' * 5000]
+    return good, bad
+
+
+SAVED_GOOD, SAVED_BAD = _saved_values()
+
 HELPER_NAMES = ['ftp', 'tftp', 'sip', 'irc', 'h323', 'h323-q931', 'h323-ras', 'pptp', 'amanda', 'sane', 'snmp',
                 'netbios-ns', 'FTP', 'q.931', 'ras', 'netbios_ns']
 QUERIES = [
@@ -1493,6 +1528,8 @@ class ArgGen(object):
             return opts_
         if name == 'connlimit':
             return draw(choice([1, 10, 100, 65535]))
+        if name == 'saved' and typ == 'str':
+            return draw(choice(SAVED_GOOD))
         return self.generic_good(typ, opts)
 
     def generic_good(self, typ, opts):
@@ -1562,6 +1599,8 @@ class ArgGen(object):
                                           min_size=1, max_size=3))
         if name == 'value' and self.module == 'conntrack_sysctl':
             targeted = TRAP_NUMBERS + TRAP_BOOLS + ['5x', '1h-1m', '30 s s', '1.5h', '٣s']
+        if name == 'saved' and typ == 'str':
+            targeted = SAVED_BAD + TRAP_NUMBERS[:4]
         if targeted is None and typ == 'bool':
             targeted = TRAP_BOOLS
         choices = opts.get('choices')

@@ -13,19 +13,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._common import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import decode_ct
 
 from test_ctsaved import DUMPED, saved_messages, text_of  # noqa: E402  pylint: disable=wrong-import-position
-from test_entrybatch import FakeKernel  # noqa: E402  pylint: disable=wrong-import-position
+# the fake kernel and its fixture (``kernel``: a fresh table per test)
+from test_entrybatch import kernel  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 TEXT = text_of(saved_messages())
-
-
-@pytest.fixture
-def kernel(monkeypatch):
-    monkeypatch.setattr(socket, 'socket', FakeKernel)
-    FakeKernel.table = {}
-    FakeKernel.refuse = {}
-    FakeKernel.on_create = None
-    FakeKernel.datagrams = []
-    return FakeKernel
 
 
 def parsed(text=TEXT):
