@@ -9,7 +9,8 @@ one ACK each (``_entrybatch.Batch``). An entry that exists already answers EEXIS
 counted unchanged, as ``conntrack -R`` leaves it, so a second run changes nothing. The kernel ignores labels in a
 create, so the entries with labels get them in an update that follows. Any other refusal fails the task, and the
 entries this run created are deleted again (by their original tuple and zone). Check mode reads the keys (tuples
-and zone) of the table and counts the saved entries whose tuples are not taken.
+and zone) of the table and counts the saved entries whose tuples are not taken; so does a restore that could pass
+nf_conntrack_max, which it refuses before sending anything if it would (the kernel would drop live entries).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,8 +27,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec impor
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import plain_batch
 from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctsaved import (
-    CT_NEW, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, Stripper, encode)
+    CT_NEW, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, Encoder, Stripper)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import NO_ROOM_FOR_LABELS, describe, render
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entrybatch import SAMPLE, Batch
 
@@ -43,12 +45,10 @@ _unpack_nla = NLA.unpack_from
 def save(conn, threaded=True):
     """(saved text, entries) of the whole conntrack table of ``conn``'s namespace (``threaded``: see
     ``Connection.dump_batches``)."""
-    chunks = []
-    count = 0
+    encoder = Encoder()
     for items in conn.dump_batches(batch=plain_batch(Stripper()), threaded=threaded):
-        chunks.append(b''.join(items))
-        count += len(items)
-    return encode(b''.join(chunks), count), count
+        encoder.add(b''.join(items), len(items))
+    return encoder.text(), encoder.count
 
 
 # --- the keys check mode compares ----------------------------------------------------------------------
@@ -114,20 +114,22 @@ def prepare(saved):
 def restore(saved, check_mode=False):
     """Create every entry of ``saved`` (a ``_ctsaved.Saved``) that is not in the table. Returns the result dict;
     raises ConntrackError, after deleting what it created, when the kernel refuses an entry."""
-    raw = saved.raw
     messages = saved.messages
     nat = saved.nat if saved.nat is not None else prepare(saved).nat
+    count, limit = procfs.count(), procfs.maximum()
+    # the kernel makes room past nf_conntrack_max by dropping entries not yet assured (live connections): a restore
+    # that could pass it is counted first, and refused before anything is sent when it would
+    crowded = bool(limit) and count is not None and count + saved.count > limit
     with Connection() as conn:
-        if check_mode:
-            taken = table_keys(conn)
-            created = []
-            for index, (start, end, family, _layout, _status) in enumerate(messages):
-                orig, reply = keys_of(raw, start + NFNL_HDRLEN, end, family)
-                if orig not in taken and reply not in taken:
-                    created.append(index)
-                    taken.add(orig)
-                    taken.add(reply)
-            return _result(saved, created, None)
+        if check_mode or crowded:
+            created = would_create(conn, saved)
+            if check_mode:
+                return _result(saved, created, None)
+            if count + len(created) > limit:
+                raise ConntrackError('saved: creating its %d missing entries in a table of %d would pass '
+                                     'nf_conntrack_max %d, and the kernel would drop live entries to make room: '
+                                     'raise nf_conntrack_max first (conntrack_sysctl), or make room'
+                                     % (len(created), count, limit), option='saved')
         batch = Batch(conn)
         buf, starts = _packed(saved, nat)
         refused = batch.send_buffer(buf, starts, range(len(messages)), CT_NEW, CREATE)
@@ -141,6 +143,21 @@ def restore(saved, check_mode=False):
         if problems:
             raise _failure(saved, batch, created, problems, labels)
         return _result(saved, created, batch)
+
+
+def would_create(conn, saved):
+    """The indexes of the saved entries that a restore would create: those whose tuples are not taken in the
+    table (or by a saved entry before them)."""
+    raw = saved.raw
+    taken = table_keys(conn)
+    created = []
+    for index, (start, end, family, _layout, _status) in enumerate(saved.messages):
+        orig, reply = keys_of(raw, start + NFNL_HDRLEN, end, family)
+        if orig not in taken and reply not in taken:
+            created.append(index)
+            taken.add(orig)
+            taken.add(reply)
+    return created
 
 
 def _packed(saved, nat):

@@ -110,11 +110,34 @@ class Stripper(object):
         return plan[2] + b''.join([buf[start + a:start + b] for a, b in plan[3]])
 
 
+class Encoder(object):
+    """The saved text, built a batch of messages at a time (checksum and compression streamed, so a table of 10^6
+    entries is never held twice uncompressed): ``add(messages, count)``, then ``text()``."""
+
+    def __init__(self, level=1):
+        self.digest = hashlib.sha256()
+        self.deflate = zlib.compressobj(level)
+        self.parts = []
+        self.size = 0
+        self.count = 0
+
+    def add(self, messages, count):
+        self.digest.update(messages)
+        self.parts.append(self.deflate.compress(messages))
+        self.size += len(messages)
+        self.count += count
+
+    def text(self):
+        self.parts.append(self.deflate.flush())
+        body = base64.b64encode(b''.join(self.parts)).decode('ascii')
+        return '%s %d %d %d %s\n%s' % (MAGIC, VERSION, self.count, self.size, self.digest.hexdigest(), body)
+
+
 def encode(messages, count, level=1):
     """The saved text of ``messages`` (the saved messages of ``count`` entries, joined)."""
-    digest = hashlib.sha256(messages).hexdigest()
-    body = base64.b64encode(zlib.compress(messages, level)).decode('ascii')
-    return '%s %d %d %d %s\n%s' % (MAGIC, VERSION, count, len(messages), digest, body)
+    encoder = Encoder(level)
+    encoder.add(messages, count)
+    return encoder.text()
 
 
 def header(text):

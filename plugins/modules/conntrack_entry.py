@@ -245,7 +245,9 @@ options:
         already is left as it is and counted in RV(unchanged), so a second run changes nothing. When the kernel
         refuses an entry (no room for labels, a helper it does not have...), the task fails naming it
         (C(saved[3])) and the entries it had created are deleted again.
-      - Check mode reads the tuples of the table and counts what would be created.
+      - Check mode reads the tuples of the table and counts what would be created. So does a restore that could
+        pass C(nf_conntrack_max); it fails before anything is sent if it would, since the kernel makes room by
+        dropping entries not yet assured (live connections).
     type: str
   family:
     description:

@@ -154,3 +154,23 @@ def test_validate_task_returns_the_saved_table_ready_to_send(monkeypatch):
     monkeypatch.setattr(socket, 'socket', NoSocket)
     form, saved = eb.validate_task({'saved': TEXT, 'state': 'present'})
     assert form == 'saved' and saved.count == len(DUMPED) and saved.nat is not None
+
+
+def test_a_restore_that_would_pass_the_table_limit_is_refused_before_anything_is_sent(kernel, monkeypatch):
+    total = len(DUMPED)
+    monkeypatch.setattr(rs.procfs, 'count', lambda: 10)
+    monkeypatch.setattr(rs.procfs, 'maximum', lambda: 10 + total - 1)
+    with pytest.raises(ConntrackError) as info:
+        rs.restore(parsed())
+    assert info.value.option == 'saved' and 'would pass nf_conntrack_max %d' % (10 + total - 1) in info.value.msg
+    assert kernel.table == {} and len(kernel.datagrams) == 1  # the dump of the keys, no write
+
+
+def test_a_restore_near_the_limit_goes_on_when_what_is_missing_fits(kernel, monkeypatch):
+    total = len(DUMPED)
+    raw = saved_messages()
+    rs.restore(parsed(text_of(raw[:sv.walk(raw)[0][1]])))  # one entry is there
+    monkeypatch.setattr(rs.procfs, 'count', lambda: 1)
+    monkeypatch.setattr(rs.procfs, 'maximum', lambda: total)  # 1 + total passes it, 1 + (total - 1) does not
+    result = rs.restore(parsed())
+    assert (result['created'], result['unchanged']) == (total - 1, 1) and len(kernel.table) == total

@@ -247,3 +247,13 @@ def test_changed_messages_with_a_good_checksum_are_checked_like_the_walk_of_each
             assert family in (2, 10) and start < start + orig[0] < start + orig[1] <= end <= len(raw)
     else:
         assert isinstance(got, str) and got == expected
+
+
+def test_the_encoder_streams_to_the_same_table():
+    raw = saved_messages()
+    messages = sv.walk(raw)
+    encoder = sv.Encoder()
+    for start, end, _family, _layout, _status in messages:
+        encoder.add(raw[start:end], 1)
+    saved = sv.parse(encoder.text())
+    assert saved.raw == raw and saved.count == len(messages)
