@@ -408,3 +408,35 @@ def test_a_bad_saved_value_fails_naming_the_option_and_changes_nothing():
         assert rc != 0 and res['msg'].startswith('saved saves the whole table'), res
         rc, res = run('conntrack_info', {'saved': True, 'table': 'dying'}, ns)
         assert rc != 0 and res['msg'].startswith('saved saves the main table'), res
+
+
+def test_the_save_and_restore_playbooks_move_a_table_to_a_standby(tmp_path, ansible_playbook):
+    from conftest import VENV_BIN
+
+    with netns('ctrs-pb-a') as primary, netns('ctrs-pb-b') as standby:
+        assert ct.fill(primary, 300, 21) == 0
+        lines = ['[firewalls]']
+        for host, ns in (('fw1', primary), ('fw2', standby)):
+            wrapper = tmp_path / ('python-' + host)
+            wrapper.write_text('#!/bin/sh\nexec ip netns exec %s %s "$@"\n' % (ns, os.path.join(VENV_BIN, 'python')))
+            wrapper.chmod(0o755)
+            lines.append('%s ansible_connection=local ansible_python_interpreter=%s' % (host, wrapper))
+        inventory = tmp_path / 'inventory.ini'
+        inventory.write_text('\n'.join(lines) + '\n')
+        saved_dir = tmp_path / 'saved'
+        proc = ansible_playbook('playbooks/save_table.yml', str(inventory), {'save_dir': saved_dir}, ['-l', 'fw1'])
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert '300 entries saved' in proc.stdout
+        assert oct((saved_dir / 'fw1.saved').stat().st_mode & 0o777) == '0o600'
+
+        restore = ('playbooks/restore_table.yml', str(inventory), {'save_dir': saved_dir, 'restore_from': 'fw1'})
+        proc = ansible_playbook(*restore, extra=['-l', 'fw2', '--check'])
+        assert proc.returncode == 0 and '300 created, 0 there already, of 300 saved from fw1' in proc.stdout, \
+            proc.stdout[-3000:]
+        assert table(standby) == []
+        proc = ansible_playbook(*restore, extra=['-l', 'fw2'])
+        assert proc.returncode == 0 and '300 created, 0 there already' in proc.stdout, proc.stdout[-3000:]
+        assert table(standby) == table(primary)
+        proc = ansible_playbook(*restore, extra=['-l', 'fw2'])
+        assert proc.returncode == 0 and '0 created, 300 there already' in proc.stdout, proc.stdout[-3000:]
+        assert re.search(r'fw2\s*: ok=2\s+changed=0', proc.stdout), proc.stdout[-1000:]
