@@ -68,8 +68,10 @@ def _strip_plan(buf, start, end, family):
         alen, atype = _unpack_nla(buf, p)
         if alen < NLA_HDRLEN:
             break
-        heads.append(p - start)
         step = (alen + 3) & ~3
+        if p + step > end:
+            break
+        heads.append(p - start)
         if atype & NLA_TYPE_MASK in KEPT:
             if runs and runs[-1][1] == p - start:
                 runs[-1] = (runs[-1][0], p - start + step)

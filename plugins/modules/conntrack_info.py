@@ -272,6 +272,11 @@ EXAMPLES = r'''
   netfilter.conntrack.conntrack_info:
     expectations: true
     query: "expectations[?helper=='ftp']"
+
+- name: Save the whole table (conntrack_entry saved restores it; see playbooks/save_table.yml)
+  netfilter.conntrack.conntrack_info:
+    saved: true
+  register: table
 '''
 
 RETURN = r'''
