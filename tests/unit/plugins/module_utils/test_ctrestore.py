@@ -2,7 +2,9 @@
 against the fake ctnetlink of test_entrybatch (a table answering datagrams of many requests as the kernel does),
 on the entries recorded from this kernel (NAT, labels, zones, accounting and timestamps among them)."""
 import errno
+import os
 import socket
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils import _entryb
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import decode_ct
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling test modules, also under ansible-test
 from test_ctsaved import DUMPED, saved_messages, text_of  # noqa: E402  pylint: disable=wrong-import-position
 # the fake kernel and its fixture (``kernel``: a fresh table per test)
 from test_entrybatch import kernel  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
