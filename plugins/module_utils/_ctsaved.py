@@ -36,6 +36,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import
 MAGIC = 'NFCT-SAVED'
 VERSION = 1
 MAX_BYTES = 1 << 31  # 2 GiB of messages: ~10^7 entries, beyond any nf_conntrack_max in use
+# the longest saved message: an IPv6 entry with every kept attribute is under 400 bytes; the header's size must fit
+# its count of these, so a short text cannot make the host inflate gigabytes
+MAX_MESSAGE = 1024
 
 CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_TIMEOUT, CTA_ZONE, CTA_LABELS = 1, 2, 3, 7, 18, 22
 # the attributes a create takes: tuples, status, protoinfo, help, timeout, mark, seq adjust, zone, labels, synproxy
@@ -160,6 +163,8 @@ def header(text):
     digest = words[4]
     if count < 0 or size < 0 or size > MAX_BYTES or not words[2].isdigit() or not words[3].isdigit():
         raise _bad('has a header with a bad entry count or size (%r, %r)' % (words[2][:20], words[3][:20]))
+    if size > count * MAX_MESSAGE:
+        raise _bad('has a header whose size (%d bytes) is more than %d entries hold' % (size, count))
     if len(digest) != 64 or any(c not in '0123456789abcdef' for c in digest):
         raise _bad('has a header with a bad checksum (64 hex digits expected)')
     return count, size, digest
@@ -262,7 +267,7 @@ def walk(raw):
             raise _entry(index, 'is cut short')
         mlen = unpack_len(raw, off)[0]
         end = off + mlen
-        if mlen < NFNL_HDRLEN or mlen & 3 or end > size:
+        if mlen < NFNL_HDRLEN or mlen & 3 or mlen > MAX_MESSAGE or end > size:
             raise _entry(index, 'has a bad length (%d)' % mlen)
         known = layouts.get(mlen)
         layout = None

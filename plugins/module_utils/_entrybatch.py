@@ -88,24 +88,25 @@ def given_entry_options(params):
 
 def validate_saved(params):
     """The parsed ``params['saved']`` (a ``_ctsaved.Saved``); raises ConntrackError naming the option at fault."""
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctrestore import prepare
     from ansible_collections.netfilter.conntrack.plugins.module_utils._ctsaved import parse
 
-    for name in given_entry_options(params):
-        raise ConntrackError('%s: with saved, the entries are the saved ones: give no entry option' % name,
-                             option=name)
+    given = given_entry_options(params)
+    if given:
+        raise ConntrackError('%s: with saved, the entries are the saved ones: give no entry option' % given[0],
+                             option=given[0])
     if (params.get('state') or 'present') != 'present':
         raise ConntrackError('state %s: saved restores entries (state present); to delete them, use '
                              'conntrack_flush or entries with state absent' % params.get('state'), option='state')
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._ctrestore import prepare
-
     return prepare(parse(params['saved']))
 
 
 def validate_entries(params):
     """The EntrySpecs of ``params['entries']``, every item validated; raises ConntrackError naming the item."""
-    for name in given_entry_options(params):
+    given = given_entry_options(params)
+    if given:
         raise ConntrackError('%s: with entries, give the entry options in each item (state is the only one that '
-                             'applies to all items)' % name, option=name)
+                             'applies to all items)' % given[0], option=given[0])
     default_state = params.get('state') or 'present'
     specs = []
     seen = {}

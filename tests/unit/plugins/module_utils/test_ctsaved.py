@@ -49,7 +49,7 @@ def reference_walk(raw):
         if off + nw.NFNL_HDRLEN > len(raw):
             raise sv._entry(index, 'is cut short')  # pylint: disable=protected-access
         mlen = struct.unpack_from('=I', raw, off)[0]
-        if mlen < nw.NFNL_HDRLEN or mlen & 3 or off + mlen > len(raw):
+        if mlen < nw.NFNL_HDRLEN or mlen & 3 or mlen > sv.MAX_MESSAGE or off + mlen > len(raw):
             raise sv._entry(index, 'has a bad length (%d)' % mlen)  # pylint: disable=protected-access
         layout = sv._walk_one(raw, off, off + mlen, index)  # pylint: disable=protected-access
         status = struct.unpack_from('>I', raw, off + layout.status)[0] if layout.status is not None else 0
@@ -136,6 +136,15 @@ def test_a_changed_or_cut_saved_value_is_refused(make, text):
         sv.parse(make(text_of(saved_messages())))
     assert info.value.option == 'saved' and info.value.msg.startswith('saved ')
     assert text in info.value.msg
+
+
+def test_a_header_cannot_ask_for_more_than_its_entries_hold():
+    text = sv.encode(b'', 0).replace('NFCT-SAVED 1 0 0 ', 'NFCT-SAVED 1 2 %d ' % (2 * sv.MAX_MESSAGE + 4), 1)
+    with pytest.raises(ConntrackError, match=r'size \(%d bytes\) is more than 2 entries hold' % (2 * sv.MAX_MESSAGE + 4)):
+        sv.parse(text)
+    long_message = message(2, GOOD + (nw.nla(8, b'\0' * sv.MAX_MESSAGE),))
+    with pytest.raises(ConntrackError, match='entry 0 has a bad length'):
+        sv.parse(sv.encode(long_message, 2))
 
 
 def test_a_header_cannot_ask_for_more_than_the_limit():
@@ -237,7 +246,9 @@ def test_changed_messages_with_a_good_checksum_are_checked_like_the_walk_of_each
     except ConntrackError as exc:
         expected = exc.msg
     try:
-        got = comparable(sv.parse(sv.encode(raw, len(expected) if isinstance(expected, list) else 0)).messages)
+        # the count in the header: the walk's, or (for a raw the walk refuses) one the header check lets through
+        count = len(expected) if isinstance(expected, list) else len(raw) // nw.NFNL_HDRLEN + 1
+        got = comparable(sv.parse(sv.encode(raw, count)).messages)
     except ConntrackError as exc:
         assert exc.option == 'saved'
         got = exc.msg
