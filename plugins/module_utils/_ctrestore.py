@@ -132,7 +132,13 @@ def restore(saved, check_mode=False):
                                      % (len(created), count, limit), option='saved')
         batch = Batch(conn)
         buf, starts = _packed(saved, nat)
-        refused = batch.send_buffer(buf, starts, range(len(messages)), CT_NEW, CREATE)
+        try:
+            refused = batch.send_buffer(buf, starts, range(len(messages)), CT_NEW, CREATE)
+        except ConntrackError as exc:
+            # the socket failed (no answer of the kernel says which entries it created): say where it stopped
+            raise ConntrackError('saved: the restore stopped after %d datagrams (%s); the entries of the datagrams '
+                                 'sent may have been created: run the task again to create the rest (entries there '
+                                 'are left as they are)' % (batch.datagrams, exc.msg), option='saved')
         del buf
         created = [i for i in range(len(messages)) if i not in refused]
         problems = dict((i, code) for i, code in refused.items() if code != errno.EEXIST)

@@ -177,3 +177,22 @@ def test_a_restore_near_the_limit_goes_on_when_what_is_missing_fits(kernel, monk
     monkeypatch.setattr(rs.procfs, 'maximum', lambda: total)  # 1 + total passes it, 1 + (total - 1) does not
     result = rs.restore(parsed())
     assert (result['created'], result['unchanged']) == (total - 1, 1) and len(kernel.table) == total
+
+
+def test_a_socket_that_fails_mid_restore_is_reported_with_where_it_stopped(kernel, monkeypatch):
+    monkeypatch.setattr(eb, 'BATCH_BYTES', 512)
+    sent = []
+
+    def failing(self, data):
+        if len(sent) == 2:
+            raise OSError(errno.ENOBUFS, 'No buffer space available')
+        sent.append(len(data))
+        return original(self, data)
+
+    original = kernel.sendall
+    monkeypatch.setattr(kernel, 'sendall', failing)
+    with pytest.raises(ConntrackError) as info:
+        rs.restore(parsed())
+    assert info.value.option == 'saved'
+    assert info.value.msg.startswith('saved: the restore stopped after 2 datagrams') and 'run the task again' in \
+        info.value.msg, info.value.msg
