@@ -242,7 +242,7 @@ options:
         and a timeout in each); a value that was changed or cut fails the task naming O(saved).
       - Each saved entry that is not in the table is created with its tuples, status, protocol state, timeout,
         mark, zone (directional zones too), labels, helper and sequence adjustments; a NAT entry with its
-        translation (as O(entries) creates a listed NAT entry: without helper). An entry that is there
+        translation, and without helper (as O(entries) creates a listed NAT entry). An entry that is there
         already is left as it is and counted in RV(unchanged), so a second run changes nothing. When the kernel
         refuses an entry (no room for labels, a helper it does not have...), the task fails naming it
         (C(saved[3])) and the entries it had created are deleted again.
