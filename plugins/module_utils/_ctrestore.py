@@ -22,14 +22,14 @@ import errno
 from ansible_collections.netfilter.conntrack.plugins.module_utils._common import ConntrackError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nlwire import (
     IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_NEW, NFNETLINK_V0, NFNL_HDRLEN, NFNL_SUBSYS_CTNETLINK, NLA, NLA_HDRLEN,
-    NLA_TYPE_MASK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkError, nfnl_message, nla)
+    NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkError, iter_attrs, nfnl_message, nla)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctcodec import decode_ct
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctlayout import plain_batch
 from ansible_collections.netfilter.conntrack.plugins.module_utils._cttransport import Connection
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _ctwrite as ctw
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _procfs as procfs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctsaved import (
-    CT_NEW, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, Encoder, Stripper)
+    CT_NEW, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, Encoder, Stripper, lookup_keys)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entry import NO_ROOM_FOR_LABELS, describe, render
 from ansible_collections.netfilter.conntrack.plugins.module_utils._entrybatch import SAMPLE, Batch
 
@@ -54,25 +54,16 @@ def save(conn, threaded=True):
 # --- the keys check mode compares ----------------------------------------------------------------------
 
 def keys_of(buf, start, end, family):
-    """The lookup keys of the entry whose attributes are ``buf[start:end]``: (family, tuple, zone) of its original
-    and of its reply tuple, as bytes. The kernel refuses a create when either tuple is taken in the zone."""
+    """The lookup keys (``_ctsaved.lookup_keys``) of the dumped entry whose attributes are ``buf[start:end]``."""
     orig = reply = zone = b''
-    p = start
-    while p + NLA_HDRLEN <= end:
-        alen, atype = _unpack_nla(buf, p)
-        if alen < NLA_HDRLEN:
-            break
-        kind = atype & NLA_TYPE_MASK
+    for kind, p, pend in iter_attrs(buf, start, end):
         if kind == CTA_TUPLE_ORIG:
-            orig = bytes(buf[p + NLA_HDRLEN:p + alen])
+            orig = bytes(buf[p:pend])
         elif kind == CTA_TUPLE_REPLY:
-            reply = bytes(buf[p + NLA_HDRLEN:p + alen])
+            reply = bytes(buf[p:pend])
         elif kind == CTA_ZONE:
-            zone = bytes(buf[p + NLA_HDRLEN:p + alen])
-        p += (alen + 3) & ~3
-    if zone == b'\0\0':
-        zone = b''  # zone 0, whether said or not
-    return (family, orig, zone), (family, reply, zone)
+            zone = bytes(buf[p:pend])
+    return lookup_keys(family, orig, reply, zone)
 
 
 def table_keys(conn):
@@ -144,7 +135,12 @@ def restore(saved, check_mode=False):
         problems = dict((i, code) for i, code in refused.items() if code != errno.EEXIST)
         labels = {}
         if not problems:
-            labels = batch.send_all(_label_updates(saved, created))
+            try:
+                labels = batch.send_all(_label_updates(saved, created))
+            except ConntrackError as exc:
+                lost = _undo(saved, batch, created)
+                raise ConntrackError('saved: giving the created entries their labels failed (%s); %s'
+                                     % (exc.msg, _outcome(lost, len(created))), option='saved', undone=not lost)
             problems = labels
         if problems:
             raise _failure(saved, batch, created, problems, labels)
@@ -154,11 +150,10 @@ def restore(saved, check_mode=False):
 def would_create(conn, saved):
     """The indexes of the saved entries that a restore would create: those whose tuples are not taken in the
     table (or by a saved entry before them)."""
-    raw = saved.raw
     taken = table_keys(conn)
     created = []
-    for index, (start, end, family, _layout, _status) in enumerate(saved.messages):
-        orig, reply = keys_of(raw, start + NFNL_HDRLEN, end, family)
+    for index in range(saved.count):
+        orig, reply = saved.keys(index)  # from the spans the walk found: no second walk of the message
         if orig not in taken and reply not in taken:
             created.append(index)
             taken.add(orig)
@@ -229,12 +224,17 @@ def _failure(saved, batch, created, problems, labels):
         failed.append({'option': 'saved[%d]' % index, 'msg': 'saved[%d]: %s' % (index, text)})
     shown = '; '.join(item['msg'] for item in failed[:SHOWN])
     more = ' (and %d more)' % (len(failed) - SHOWN) if len(failed) > SHOWN else ''
-    outcome = ('the %d entries this task had created were deleted again' % len(created) if not lost else
-               '%d of the %d entries this task had created could not be deleted again: check the table'
-               % (lost, len(created)))
+    outcome = _outcome(lost, len(created))
     head = '' if len(failed) == 1 else 'the kernel refused %d saved entries: ' % len(failed)
     return ConntrackError('%s%s%s; %s' % (head, shown, more, outcome), option=failed[0]['option'],
                           failed_entries=failed, undone=not lost)
+
+
+def _outcome(lost, created):
+    """What undoing ``created`` creates left: ``lost`` of them could not be deleted again."""
+    if not lost:
+        return 'the %d entries this task had created were deleted again' % created
+    return '%d of the %d entries this task had created could not be deleted again: check the table' % (lost, created)
 
 
 def _result(saved, created, batch):

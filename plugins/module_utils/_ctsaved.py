@@ -172,8 +172,8 @@ def header(text):
 
 class Saved(object):
     """A parsed saved table: ``raw`` (the messages), ``count``, and for each message ``messages[i]`` =
-    ``(start, end, family, layout, status)``: where the message is, its family, its Layout (where its original
-    tuple, zone and labels are) and its status bits."""
+    ``(start, end, family, layout, status)``: where the message is, its family, its Layout (where its tuples,
+    zone and labels are) and its status bits."""
 
     def __init__(self, raw, messages):
         self.raw = raw
@@ -203,18 +203,37 @@ class Saved(object):
         """The labels attribute of message ``index``, or b''."""
         return self._span(index, 'labels')
 
+    def keys(self, index):
+        """The lookup keys of message ``index``, as ``lookup_keys`` makes them of a dumped entry."""
+        family = self.messages[index][2]
+        return lookup_keys(family, _payload(self.orig(index)), _payload(self._span(index, 'reply')),
+                           _payload(self.zone(index)))
+
+
+def _payload(attr):
+    """The payload of the attribute ``attr`` (bytes from its header on), or b''."""
+    return attr[NLA_HDRLEN:_unpack_nla(attr, 0)[0]] if attr else b''
+
+
+def lookup_keys(family, orig, reply, zone):
+    """The keys the kernel looks an entry up by: (family, tuple, zone) of its original and of its reply tuple,
+    from the payloads of its tuple and zone attributes. The kernel refuses a create when either is taken."""
+    if zone == b'\0\0':
+        zone = b''  # zone 0, whether said or not
+    return (family, orig, zone), (family, reply, zone)
+
 
 class Layout(object):
-    """The attribute headers of a message, as offsets from its start: ``orig``, ``zone``, ``labels`` (spans, header
-    included, or None), ``status`` (the offset of the status value, or None), and ``mask``/``expect``: the message,
+    """The attribute headers of a message, as offsets from its start: ``orig``, ``reply``, ``zone``, ``labels`` (spans,
+    header included, or None), ``status`` (the offset of the status value, or None), and ``mask``/``expect``: the message,
     read as one big-endian number and masked, equals ``expect`` exactly when its headers (length, family, version,
     every attribute header) are these. Messages of the same kind share a layout, so the walk of one message checks
     every other of its kind in one comparison (as _ctlayout matches the kernel's fixed layouts)."""
 
-    __slots__ = ('orig', 'zone', 'labels', 'status', 'mask', 'expect')
+    __slots__ = ('orig', 'reply', 'zone', 'labels', 'status', 'mask', 'expect')
 
     def __init__(self, raw, off, end, heads, spans, status):
-        self.orig, self.zone, self.labels = spans
+        self.orig, self.reply, self.zone, self.labels = spans
         self.status = status
         size = end - off
         mask = bytearray(size)
@@ -321,7 +340,8 @@ def _walk_one(raw, off, end, index):
     missing = [text for kind, text in REQUIRED if kind not in found]
     if missing:
         raise _entry(index, 'has no %s' % ' and no '.join(missing))
-    return Layout(raw, off, end, heads, (found[CTA_TUPLE_ORIG], found.get(CTA_ZONE), found.get(CTA_LABELS)), status)
+    spans = (found[CTA_TUPLE_ORIG], found[CTA_TUPLE_REPLY], found.get(CTA_ZONE), found.get(CTA_LABELS))
+    return Layout(raw, off, end, heads, spans, status)
 
 
 def _bad(text):

@@ -196,3 +196,29 @@ def test_a_socket_that_fails_mid_restore_is_reported_with_where_it_stopped(kerne
     assert info.value.option == 'saved'
     assert info.value.msg.startswith('saved: the restore stopped after 2 datagrams') and 'run the task again' in \
         info.value.msg, info.value.msg
+
+
+def test_a_socket_that_fails_on_the_labels_deletes_the_created_entries_again(kernel, monkeypatch):
+    saved = parsed()
+    assert any(m[3].labels is not None for m in saved.messages), 'the recorded table has an entry with labels'
+    original = kernel.sendall
+    calls = []
+
+    def failing(self, data):
+        calls.append(len(data))
+        if len(calls) == 2:  # the creates went in one datagram; the labels' update is the second
+            raise OSError(errno.ENOBUFS, 'No buffer space available')
+        return original(self, data)
+
+    monkeypatch.setattr(kernel, 'sendall', failing)
+    with pytest.raises(ConntrackError) as info:
+        rs.restore(saved)
+    assert info.value.option == 'saved' and info.value.details['undone'] is True
+    assert 'their labels failed' in info.value.msg and 'deleted again' in info.value.msg, info.value.msg
+    assert kernel.table == {}
+
+
+def test_check_mode_keys_of_the_saved_form_are_those_of_the_dump():
+    saved = parsed()
+    for index, (start, end, family, _layout, _status) in enumerate(saved.messages):
+        assert saved.keys(index) == rs.keys_of(saved.raw, start + 20, end, family)
